@@ -1,0 +1,77 @@
+"""One loaded model version, shared by every thread that encodes with it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+@dataclass
+class VersionEncoder:
+    """A SentenceTransformer bound to the registry version it came from.
+
+    Hugging Face fast tokenizers raise "Already borrowed" when two threads call one tokenizer at once,
+    so each forward pass holds ``lock``. Encoding goes batch by batch and the lock is taken per batch,
+    so a long ``embed_documents`` never blocks a query for more than one batch. With two cores torch
+    already uses both for one batch, so serialising batches costs no throughput.
+    """
+
+    version: str
+    model: SentenceTransformer
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 32,
+        show_progress: bool = False,
+        desc: str | None = None,
+    ) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text, in input order."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        chunks = range(0, len(texts), batch_size)
+        bar = tqdm(
+            total=len(texts),
+            desc=desc or f"encoding with {self.version}",
+            unit="text",
+            disable=not show_progress or len(texts) <= batch_size,
+        )
+        out: list[np.ndarray] = []
+        try:
+            for start in chunks:
+                batch = texts[start : start + batch_size]
+                with self.lock:
+                    vectors = self.model.encode(
+                        batch,
+                        batch_size=batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
+                out.append(np.asarray(vectors, dtype=np.float32))
+                bar.update(len(batch))
+        finally:
+            bar.close()
+        return np.concatenate(out, axis=0)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        with self.lock:
+            vector = self.model.encode(
+                [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+        return np.asarray(vector[0], dtype=np.float32)

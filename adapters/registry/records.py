@@ -1,0 +1,46 @@
+"""What the registry writes to disk, as validated records (so a hand-edited file fails loudly)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+VersionStatus = Literal["candidate", "live", "retired", "rejected", "failed"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class VersionInfo(BaseModel):
+    """``models/<version>/clicktune.json``: where a version came from and what became of it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: str
+    parent: str | None = None
+    base_model: str
+    created_at: datetime = Field(default_factory=utcnow)
+    status: VersionStatus = "candidate"
+    embedding_dim: int | None = None
+    max_seq_length: int | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+    decisions: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class CurrentPointer(BaseModel):
+    """``CURRENT``: the live version plus the stack of earlier live ones, so rollback needs no guess.
+
+    One file, replaced with ``os.replace``, so readers see either the old or the new pointer whole.
+    """
+
+    version: str
+    history: list[str] = Field(default_factory=list)
+    promoted_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def previous(self) -> str | None:
+        return self.history[-1] if self.history else None

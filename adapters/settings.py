@@ -1,0 +1,109 @@
+"""One settings object for the whole library, read from arguments, ``CLICKTUNE_*`` variables or ``.env``.
+
+The defaults are the embedded mode: everything under ``./.clicktune/`` so a newcomer runs with no server.
+Server mode is the same code with ``qdrant_url`` and ``feedback_url`` pointed elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clicktune.adapters.errors import ConfigurationError
+
+DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class ClicktuneSettings(BaseSettings):
+    """Where things live and how the model is run.
+
+    Paths left unset derive from ``home`` so that moving one variable moves the whole embedded setup.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CLICKTUNE_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default=Path(".clicktune"), description="Root folder of the embedded defaults.")
+    registry_dir: Path | None = Field(default=None, description="Model registry folder (default: home/registry).")
+    base_model: str = Field(default=DEFAULT_BASE_MODEL, description="Hub name or local path of the base model.")
+    max_seq_length: int | None = Field(default=256, ge=8, description="Token limit per text; None keeps the model's.")
+    device: str | None = Field(default=None, description="torch device; None lets sentence-transformers pick.")
+    batch_size: int = Field(default=32, ge=1, description="Texts per forward pass when encoding.")
+    allow_download: bool = Field(
+        default=True, description="May a hub name missing from the local cache be downloaded? Off = fail at once."
+    )
+    model_cache_size: int = Field(default=3, ge=1, description="Model versions kept loaded per process (LRU).")
+    keep_versions: int = Field(default=5, ge=2, description="Registry retention: versions kept on disk.")
+    watch_registry: bool = Field(default=True, description="Hot-reload promotions made by other processes.")
+    watch_polling: bool = Field(
+        default=False, description="Poll the registry instead of inotify (needed on NFS and other shared volumes)."
+    )
+
+    qdrant_url: str | None = Field(default=None, description="Qdrant server URL; unset = embedded.")
+    qdrant_api_key: SecretStr | None = Field(default=None, description="API key for a Qdrant server.")
+    qdrant_path: str | None = Field(
+        default=None, description="Embedded Qdrant folder (default: home/qdrant), or ':memory:'."
+    )
+    collection_alias: str = Field(default="docs", description="Alias the app searches; versions sit behind it.")
+
+    feedback_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the feedback store (default: SQLite file home/feedback.db)."
+    )
+
+    progress: bool | None = Field(default=None, description="Progress bars: None = only on a TTY.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("collection_alias")
+    @classmethod
+    def _alias_is_plain(cls, value: str) -> str:
+        if not value or "__" in value or "/" in value:
+            raise ValueError(
+                "collection_alias must be non-empty and contain neither '__' (reserved for <alias>__<version>)"
+                " nor '/'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_qdrant_target(self) -> ClicktuneSettings:
+        if self.qdrant_url and self.qdrant_path:
+            raise ValueError("set either qdrant_url (server) or qdrant_path (embedded), not both")
+        return self
+
+    # Derived locations -------------------------------------------------------------------------
+    @property
+    def resolved_registry_dir(self) -> Path:
+        return Path(self.registry_dir) if self.registry_dir else self.home / "registry"
+
+    @property
+    def resolved_qdrant_path(self) -> str | None:
+        if self.qdrant_url:
+            return None
+        return self.qdrant_path or str(self.home / "qdrant")
+
+    @property
+    def resolved_feedback_url(self) -> str:
+        return self.feedback_url or f"sqlite:///{(self.home / 'feedback.db').as_posix()}"
+
+    def show_progress(self) -> bool:
+        """Progress bars only where a person is watching, unless forced either way."""
+        import sys
+
+        if self.progress is not None:
+            return self.progress
+        return sys.stderr.isatty()
+
+
+def load_settings(settings: ClicktuneSettings | None = None, **overrides: object) -> ClicktuneSettings:
+    """Settings from the environment, with keyword overrides, turning validation errors into ours."""
+    from pydantic import ValidationError
+
+    if settings is not None and not overrides:
+        return settings
+    try:
+        if settings is not None:
+            return ClicktuneSettings(**{**settings.model_dump(), **overrides})  # type: ignore[arg-type]
+        return ClicktuneSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid clicktune settings: {exc}") from exc
