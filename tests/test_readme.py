@@ -1,0 +1,21 @@
+"""The README's quickstart block runs as written, on a fresh embedded home."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO_ROOT
+
+
+def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
+    env = {**os.environ, "CLICKTUNE_HOME": str(tmp_path / ".clicktune")}
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / "quickstart.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "fracture-1" in proc.stdout.splitlines()[0]
+    assert "served by model version v0001" in proc.stdout
