@@ -1,0 +1,38 @@
+"""Qdrant: versioned collections behind an alias, caller ids kept, writes coordinated with reindexing."""
+
+from clicktune.adapters.qdrant.client import close_shared_clients, qdrant_client_from_settings
+from clicktune.adapters.qdrant.collections import LiveCollection, VersionedCollections
+from clicktune.adapters.qdrant.coordination import WriteCoordinator, coordinator_for
+from clicktune.adapters.qdrant.documents import (
+    DOC_ID_KEY,
+    VersionCollectionStore,
+    document_from_payload,
+    point_id,
+)
+from clicktune.adapters.qdrant.errors import (
+    AliasIsCollectionError,
+    AliasNotFoundError,
+    CollectionLayoutError,
+    NothingToReindexError,
+    ReindexVerificationError,
+    VersionAlreadyLiveError,
+)
+
+__all__ = [
+    "DOC_ID_KEY",
+    "AliasIsCollectionError",
+    "AliasNotFoundError",
+    "CollectionLayoutError",
+    "LiveCollection",
+    "NothingToReindexError",
+    "ReindexVerificationError",
+    "VersionAlreadyLiveError",
+    "VersionCollectionStore",
+    "VersionedCollections",
+    "WriteCoordinator",
+    "close_shared_clients",
+    "coordinator_for",
+    "document_from_payload",
+    "point_id",
+    "qdrant_client_from_settings",
+]

@@ -1,0 +1,137 @@
+"""Versioned collections behind one alias: ``docs`` -> ``docs__v0003``.
+
+The collection's name is how any process knows which model built it, so nothing else (no side table,
+no cache) has to agree with Qdrant about that.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from qdrant_client import QdrantClient, models
+
+from clicktune.adapters.qdrant.errors import AliasIsCollectionError, AliasNotFoundError
+from clicktune.adapters.registry import parse_version
+
+log = logging.getLogger(__name__)
+
+#: HNSW settings restored after a bulk load (Qdrant's defaults); ``m=0`` defers graph building.
+DEFAULT_HNSW_M = 16
+
+
+@dataclass(frozen=True)
+class LiveCollection:
+    collection: str
+    version: str
+
+
+class VersionedCollections:
+    """Create, list, resolve, swap and retire the version collections of one alias."""
+
+    def __init__(self, client: QdrantClient, alias: str) -> None:
+        self.client = client
+        self.alias = alias
+        self._pattern = re.compile(rf"^{re.escape(alias)}__(v\d{{4,}})$")
+
+    def name_for(self, version: str) -> str:
+        parse_version(version)
+        return f"{self.alias}__{version}"
+
+    def version_of(self, collection: str) -> str | None:
+        match = self._pattern.match(collection)
+        return match.group(1) if match else None
+
+    # Resolution --------------------------------------------------------------------------------
+    def live(self) -> LiveCollection | None:
+        """The collection the alias points at now, or None before the first index."""
+        for alias in self.client.get_aliases().aliases:
+            if alias.alias_name == self.alias:
+                version = self.version_of(alias.collection_name)
+                if version is None:
+                    raise AliasIsCollectionError(
+                        f"alias {self.alias!r} points at {alias.collection_name!r}, which is not a clicktune "
+                        f"version collection ({self.alias}__v0001, ...); re-point it or use another alias"
+                    )
+                return LiveCollection(alias.collection_name, version)
+        if self.client.collection_exists(self.alias):
+            raise AliasIsCollectionError(
+                f"{self.alias!r} is a real Qdrant collection, not an alias; clicktune needs that name for the "
+                f"alias. Migrate it (clicktune import) or choose another collection_alias"
+            )
+        return None
+
+    def require_live(self) -> LiveCollection:
+        live = self.live()
+        if live is None:
+            raise AliasNotFoundError(f"alias {self.alias!r} does not exist yet: add documents first")
+        return live
+
+    def versions(self) -> list[LiveCollection]:
+        """Every version collection of this alias, oldest first."""
+        found = []
+        for description in self.client.get_collections().collections:
+            version = self.version_of(description.name)
+            if version is not None:
+                found.append(LiveCollection(description.name, version))
+        return sorted(found, key=lambda c: parse_version(c.version))
+
+    def count(self, collection: str) -> int:
+        return int(self.client.count(collection, exact=True).count)
+
+    # Changes -----------------------------------------------------------------------------------
+    def create(self, version: str, dimension: int, *, bulk_load: bool = False) -> str:
+        """Create the collection of ``version``; with ``bulk_load`` HNSW indexing waits for the end."""
+        name = self.name_for(version)
+        self.client.create_collection(
+            name,
+            vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+            hnsw_config=models.HnswConfigDiff(m=0) if bulk_load else None,
+        )
+        return name
+
+    def finish_bulk_load(self, collection: str) -> None:
+        """Turn HNSW back on after a bulk upload (embedded Qdrant searches exactly and ignores it)."""
+        self.client.update_collection(collection, hnsw_config=models.HnswConfigDiff(m=DEFAULT_HNSW_M))
+
+    def point_alias_at(self, collection: str) -> None:
+        """Swap (or create) the alias in one request: Qdrant applies the operations atomically."""
+        operations: list[models.AliasOperations] = []
+        if any(a.alias_name == self.alias for a in self.client.get_aliases().aliases):
+            operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=self.alias)))
+        operations.append(
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=collection, alias_name=self.alias))
+        )
+        self.client.update_collection_aliases(change_aliases_operations=operations)
+        log.info("alias %s -> %s", self.alias, collection)
+
+    def drop(self, collection: str) -> None:
+        live = self.live()
+        if live is not None and live.collection == collection:
+            raise AliasIsCollectionError(f"refusing to delete {collection}: the alias {self.alias!r} points at it")
+        self.client.delete_collection(collection)
+        log.info("deleted collection %s", collection)
+
+    def apply_retention(self, keep: set[str]) -> list[str]:
+        """Delete version collections except the live one and those named in ``keep``."""
+        live = self.live()
+        protected = set(keep) | ({live.collection} if live else set())
+        removed = []
+        for item in self.versions():
+            if item.collection not in protected:
+                self.drop(item.collection)
+                removed.append(item.collection)
+        return removed
+
+    def orphans(self, previous_version: str | None) -> list[str]:
+        """Collections newer than the live one: left by a reindex that died before its swap."""
+        live = self.live()
+        if live is None:
+            return []
+        live_number = parse_version(live.version)
+        return [
+            c.collection
+            for c in self.versions()
+            if parse_version(c.version) > live_number and c.version != previous_version
+        ]

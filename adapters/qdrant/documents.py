@@ -1,0 +1,88 @@
+"""One version collection seen as a LangChain vector store, with caller ids kept intact.
+
+Plain ``QdrantVectorStore`` rejects ids that are not UUIDs or integers and returns documents with no
+``Document.id``. Here any string id is mapped to a UUID5 point id and kept in the payload
+(``doc_id``), so the caller's ids survive re-indexing and clicks speak them. Everything else
+(querying, filters, score thresholds, MMR, retriever plumbing) is langchain-qdrant's own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Generator, Iterable, Sequence
+from itertools import islice
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_qdrant import QdrantVectorStore
+from qdrant_client import models
+
+#: Fixed namespace so every process maps a caller id to the same point id.
+POINT_ID_NAMESPACE = uuid.UUID("6f0e4c4e-2b7a-5c1d-9a57-3c1f0b9e7a11")
+DOC_ID_KEY = "doc_id"
+CONTENT_KEY = QdrantVectorStore.CONTENT_KEY
+METADATA_KEY = QdrantVectorStore.METADATA_KEY
+
+
+def point_id(doc_id: str | int) -> str:
+    return str(uuid.uuid5(POINT_ID_NAMESPACE, str(doc_id)))
+
+
+def document_from_payload(payload: dict[str, Any], fallback_id: Any = None) -> Document:
+    doc_id = payload.get(DOC_ID_KEY, fallback_id)
+    return Document(
+        id=None if doc_id is None else str(doc_id),
+        page_content=payload.get(CONTENT_KEY, ""),
+        metadata=dict(payload.get(METADATA_KEY) or {}),
+    )
+
+
+def build_payload(text: str, metadata: dict | None, doc_id: str) -> dict[str, Any]:
+    if text is None:
+        raise ValueError("a text is None: remove it before adding")
+    return {CONTENT_KEY: text, METADATA_KEY: metadata or {}, DOC_ID_KEY: doc_id}
+
+
+class VersionCollectionStore(QdrantVectorStore):
+    """``QdrantVectorStore`` over one concrete collection, embedding with that collection's version."""
+
+    @classmethod
+    def _document_from_point(
+        cls, scored_point: Any, collection_name: str, content_payload_key: str, metadata_payload_key: str
+    ) -> Document:
+        return document_from_payload(scored_point.payload or {}, scored_point.id)
+
+    def _generate_batches(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict] | None = None,
+        ids: Sequence[str | int] | None = None,
+        batch_size: int = 64,
+    ) -> Generator[tuple[list[str | int], list[models.PointStruct]], Any, None]:
+        texts = list(texts)
+        caller_ids = [str(i) for i in ids] if ids else [uuid.uuid4().hex for _ in texts]
+        if len(caller_ids) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(caller_ids)} ids")
+        metadatas_iter = iter(metadatas or [])
+        ids_iter = iter(caller_ids)
+        texts_iter = iter(texts)
+        while batch_texts := list(islice(texts_iter, batch_size)):
+            batch_ids = list(islice(ids_iter, batch_size))
+            batch_meta = list(islice(metadatas_iter, batch_size)) or [None] * len(batch_texts)
+            payloads = [build_payload(t, m, i) for t, m, i in zip(batch_texts, batch_meta, batch_ids)]
+            vectors = self._build_vectors(batch_texts)
+            points = [
+                models.PointStruct(id=point_id(i), vector=v, payload=p)
+                for i, v, p in zip(batch_ids, vectors, payloads)
+            ]
+            yield list(batch_ids), points
+
+    def delete(self, ids: list[str | int] | None = None, **kwargs: Any) -> bool | None:
+        if not ids:
+            return None
+        return super().delete([point_id(i) for i in ids], **kwargs)
+
+    def get_by_ids(self, ids: Sequence[str | int], /) -> list[Document]:
+        if not ids:
+            return []
+        return super().get_by_ids([point_id(i) for i in ids])

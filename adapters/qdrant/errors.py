@@ -1,0 +1,29 @@
+"""Errors of the Qdrant layer: each says which collection or alias is wrong and what to do."""
+
+from __future__ import annotations
+
+from clicktune.adapters.errors import ClicktuneError
+
+
+class CollectionLayoutError(ClicktuneError):
+    """Base class: the alias/collection layout is not what clicktune expects."""
+
+
+class AliasNotFoundError(CollectionLayoutError, LookupError):
+    """The alias names no collection yet (nothing was indexed)."""
+
+
+class AliasIsCollectionError(CollectionLayoutError):
+    """A real collection carries the name clicktune wants to use as an alias."""
+
+
+class NothingToReindexError(CollectionLayoutError):
+    """There is no live collection, or it is empty, so a reindex has nothing to copy."""
+
+
+class VersionAlreadyLiveError(CollectionLayoutError):
+    """The version asked for is the one the alias already points at."""
+
+
+class ReindexVerificationError(CollectionLayoutError):
+    """A freshly built collection failed verification; the alias was not touched."""

@@ -1,0 +1,223 @@
+"""The vector store a LangChain app searches: an alias over versioned Qdrant collections.
+
+Every call resolves the alias to the live collection first and embeds with *that collection's* model
+version, so a query is never embedded by one model and compared with vectors of another, in any
+process and across any swap (DESIGN invariant 1). Each result says which version produced it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+from qdrant_client import QdrantClient
+
+from clicktune.adapters.qdrant import (
+    LiveCollection,
+    VersionCollectionStore,
+    VersionedCollections,
+    coordinator_for,
+    qdrant_client_from_settings,
+)
+from clicktune.adapters.settings import ClicktuneSettings, load_settings
+from clicktune.plugin.embeddings import ClicktuneEmbeddings
+
+log = logging.getLogger(__name__)
+
+
+class ClicktuneVectorStore(VectorStore):
+    """LangChain ``VectorStore`` over ``<alias>`` -> ``<alias>__<version>`` in Qdrant.
+
+    Built on ``langchain_qdrant.QdrantVectorStore`` (one per concrete collection, see
+    :class:`VersionCollectionStore`); this class adds the alias resolution, the version bookkeeping
+    on results, and the coordination of writes with a running blue-green reindex.
+
+    Writes also go to the previous version's collection while it is kept for rollback, embedded by
+    the previous model, so a rollback serves every document acknowledged since the promotion.
+    """
+
+    def __init__(
+        self,
+        settings: ClicktuneSettings | None = None,
+        *,
+        alias: str | None = None,
+        embeddings: ClicktuneEmbeddings | None = None,
+        client: QdrantClient | None = None,
+        annotate_results: bool = True,
+        mirror_writes_to_previous: bool = True,
+        **setting_overrides: Any,
+    ) -> None:
+        self.settings = load_settings(settings, **setting_overrides)
+        self.alias = alias or self.settings.collection_alias
+        self._embeddings = embeddings or ClicktuneEmbeddings(self.settings)
+        self.registry = self._embeddings.registry
+        self.client = client or qdrant_client_from_settings(self.settings)
+        self.collections = VersionedCollections(self.client, self.alias)
+        self.coordinator = coordinator_for(self.client, self.alias)
+        self.annotate_results = annotate_results
+        self.mirror_writes_to_previous = mirror_writes_to_previous
+        self._stores: dict[str, VersionCollectionStore] = {}
+        self._stores_lock = threading.Lock()
+        self._bootstrap_lock = threading.Lock()
+
+    # Plumbing ----------------------------------------------------------------------------------
+    @property
+    def embeddings(self) -> Embeddings:
+        return self._embeddings
+
+    def store_for(self, live: LiveCollection) -> VersionCollectionStore:
+        """The langchain-qdrant store of one concrete collection, embedding with its own version."""
+        with self._stores_lock:
+            store = self._stores.get(live.collection)
+            if store is None:
+                store = VersionCollectionStore(
+                    client=self.client,
+                    collection_name=live.collection,
+                    embedding=self._embeddings.for_version(live.version),
+                    validate_collection_config=False,
+                )
+                self._stores[live.collection] = store
+            return store
+
+    def live(self) -> LiveCollection | None:
+        return self.collections.live()
+
+    def _ensure_live(self) -> LiveCollection:
+        """The live collection; on an empty setup, create ``<alias>__<CURRENT>`` and the alias."""
+        live = self.collections.live()
+        if live is not None:
+            return live
+        with self._bootstrap_lock:
+            live = self.collections.live()
+            if live is not None:
+                return live
+            version = self.registry.current()
+            name = self.collections.name_for(version)
+            if not self.client.collection_exists(name):
+                self.collections.create(version, self._embeddings.encoder(version).dimension)
+            self.collections.point_alias_at(name)
+            log.info("bootstrapped alias %s -> %s", self.alias, name)
+            return LiveCollection(name, version)
+
+    def _write_targets(self, live: LiveCollection) -> list[LiveCollection]:
+        targets = [live]
+        if self.mirror_writes_to_previous:
+            previous = self.registry.previous()
+            if previous and previous != live.version:
+                name = self.collections.name_for(previous)
+                if self.client.collection_exists(name):
+                    targets.append(LiveCollection(name, previous))
+        return targets
+
+    # Writes ------------------------------------------------------------------------------------
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict] | None = None,
+        *,
+        ids: Sequence[str | None] | None = None,
+        batch_size: int = 64,
+        **kwargs: Any,
+    ) -> list[str]:
+        texts = list(texts)
+        if not texts:
+            return []
+        if metadatas is not None and len(metadatas) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(metadatas)} metadatas")
+        if ids is not None and len(ids) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(ids)} ids")
+        doc_ids = [str(i) if i is not None else uuid.uuid4().hex for i in (ids or [None] * len(texts))]
+        with self.coordinator.write():
+            live = self._ensure_live()
+            for target in self._write_targets(live):
+                self.store_for(target).add_texts(texts, metadatas, ids=doc_ids, batch_size=batch_size, **kwargs)
+            self.coordinator.note_written(doc_ids)
+        return doc_ids
+
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        if not ids:
+            return None
+        ids = [str(i) for i in ids]
+        with self.coordinator.write():
+            live = self.collections.live()
+            if live is None:
+                return True
+            ok = True
+            for target in self._write_targets(live):
+                ok = bool(self.store_for(target).delete(ids, **kwargs)) and ok
+            self.coordinator.note_written(ids)
+        return ok
+
+    # Reads -------------------------------------------------------------------------------------
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        live = self.collections.live()
+        if live is None or not ids:
+            return []
+        return self.store_for(live).get_by_ids(list(ids))
+
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        live = self.collections.live()
+        if live is None:
+            return []
+        results = self.store_for(live).similarity_search_with_score(query, k, **kwargs)
+        return self._annotate(results, live)
+
+    def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
+        return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
+
+    def _similarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        return self.similarity_search_with_score(query, k, **kwargs)  # cosine: already in [-1, 1]
+
+    def max_marginal_relevance_search(
+        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
+    ) -> list[Document]:
+        live = self.collections.live()
+        if live is None:
+            return []
+        docs = self.store_for(live).max_marginal_relevance_search(query, k, fetch_k, lambda_mult, **kwargs)
+        return [doc for doc, _ in self._annotate([(d, float("nan")) for d in docs], live)]
+
+    def _annotate(
+        self, results: list[tuple[Document, float]], live: LiveCollection
+    ) -> list[tuple[Document, float]]:
+        """Stamp provenance on each result: which search, which rank, which model on both sides."""
+        if not self.annotate_results:
+            return results
+        search_id = str(uuid.uuid4())
+        for rank, (doc, _score) in enumerate(results, start=1):
+            doc.metadata.update(
+                search_id=search_id,
+                rank=rank,
+                model_version=live.version,
+                query_model_version=self.store_for(live).embeddings.current_version,  # type: ignore[union-attr]
+            )
+        return results
+
+    # Construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings | None = None,
+        metadatas: list[dict] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> ClicktuneVectorStore:
+        if embedding is not None and not isinstance(embedding, ClicktuneEmbeddings):
+            raise TypeError(
+                "ClicktuneVectorStore embeds with its registry's versions; pass a ClicktuneEmbeddings or none"
+            )
+        store = cls(embeddings=embedding, **kwargs)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
