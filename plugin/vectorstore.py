@@ -18,13 +18,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from qdrant_client import QdrantClient
 
-from clicktune.adapters.qdrant import (
-    LiveCollection,
-    VersionCollectionStore,
-    VersionedCollections,
-    coordinator_for,
-    qdrant_client_from_settings,
-)
+from clicktune.adapters.qdrant import IndexHandle, LiveCollection, VersionCollectionStore
 from clicktune.adapters.settings import ClicktuneSettings, load_settings
 from clicktune.plugin.embeddings import ClicktuneEmbeddings
 
@@ -57,9 +51,12 @@ class ClicktuneVectorStore(VectorStore):
         self.alias = alias or self.settings.collection_alias
         self._embeddings = embeddings or ClicktuneEmbeddings(self.settings)
         self.registry = self._embeddings.registry
-        self.client = client or qdrant_client_from_settings(self.settings)
-        self.collections = VersionedCollections(self.client, self.alias)
-        self.coordinator = coordinator_for(self.client, self.alias)
+        self.handle = IndexHandle.from_settings(
+            self.settings, client=client, registry=self.registry, encoder=self._embeddings.encoder, alias=self.alias
+        )
+        self.client = self.handle.client
+        self.collections = self.handle.collections
+        self.coordinator = self.handle.coordinator
         self.annotate_results = annotate_results
         self.mirror_writes_to_previous = mirror_writes_to_previous
         self._stores: dict[str, VersionCollectionStore] = {}

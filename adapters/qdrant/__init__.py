@@ -9,6 +9,7 @@ from clicktune.adapters.qdrant.documents import (
     document_from_payload,
     point_id,
 )
+from clicktune.adapters.qdrant.handle import IndexHandle
 from clicktune.adapters.qdrant.errors import (
     AliasIsCollectionError,
     AliasNotFoundError,
@@ -23,6 +24,7 @@ __all__ = [
     "AliasIsCollectionError",
     "AliasNotFoundError",
     "CollectionLayoutError",
+    "IndexHandle",
     "LiveCollection",
     "NothingToReindexError",
     "ReindexVerificationError",

@@ -1,0 +1,57 @@
+"""Everything that touches one alias, bundled, so the app's store and the operator's jobs share it.
+
+The vector store (``plugin``) and the reindexer (``scheduler``) must use the same Qdrant client (an
+embedded folder admits one), the same write coordinator and, ideally, the same loaded models; neither
+may import the other, so they meet here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from qdrant_client import QdrantClient
+
+from clicktune.adapters.models import EncoderCache, VersionEncoder
+from clicktune.adapters.qdrant.client import qdrant_client_from_settings
+from clicktune.adapters.qdrant.collections import VersionedCollections
+from clicktune.adapters.qdrant.coordination import WriteCoordinator, coordinator_for
+from clicktune.adapters.registry import ModelRegistry
+from clicktune.adapters.settings import ClicktuneSettings
+
+
+@dataclass
+class IndexHandle:
+    settings: ClicktuneSettings
+    client: QdrantClient
+    registry: ModelRegistry
+    collections: VersionedCollections
+    coordinator: WriteCoordinator
+    encoder: Callable[[str], VersionEncoder]
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ClicktuneSettings,
+        *,
+        client: QdrantClient | None = None,
+        registry: ModelRegistry | None = None,
+        encoder: Callable[[str], VersionEncoder] | None = None,
+        alias: str | None = None,
+    ) -> IndexHandle:
+        client = client or qdrant_client_from_settings(settings)
+        registry = registry or ModelRegistry.from_settings(settings)
+        alias = alias or settings.collection_alias
+        if encoder is None:
+            cache = EncoderCache(
+                lambda v: VersionEncoder(version=v, model=registry.load_model(v)), max_size=settings.model_cache_size
+            )
+            encoder = cache.get
+        return cls(
+            settings=settings,
+            client=client,
+            registry=registry,
+            collections=VersionedCollections(client, alias),
+            coordinator=coordinator_for(client, alias),
+            encoder=encoder,
+        )

@@ -1,0 +1,258 @@
+"""Blue-green re-indexing: build the next version's collection beside the live one, verify, swap.
+
+Order (DESIGN invariant 3): model folder complete (the registry guarantees it) -> collection built
+and verified -> alias swap (one request) -> CURRENT. A crash anywhere before the swap leaves the alias
+on the old, complete collection; the next run deletes the orphan. A crash between the swap and
+CURRENT leaves a consistent system (queries follow the collection's version) that the next run
+finishes by promoting the alias's version.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from qdrant_client import models
+from tqdm.auto import tqdm
+
+from clicktune.adapters.crashpoints import crash_point
+from clicktune.adapters.models import VersionEncoder
+from clicktune.adapters.qdrant import (
+    DOC_ID_KEY,
+    IndexHandle,
+    LiveCollection,
+    NothingToReindexError,
+    ReindexVerificationError,
+    VersionAlreadyLiveError,
+)
+from clicktune.adapters.qdrant.coordination import ReindexSession
+from clicktune.adapters.qdrant.documents import CONTENT_KEY
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReindexReport:
+    """What a reindex did, for logs, the CLI and benchmarks."""
+
+    source: str
+    target: str
+    version: str
+    points: int = 0
+    replayed: int = 0
+    removed_orphans: list[str] = field(default_factory=list)
+    removed_old: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+class BlueGreenReindexer:
+    """Re-embeds every live point with a registered version into ``<alias>__<version>`` and swaps."""
+
+    def __init__(
+        self,
+        handle: IndexHandle,
+        *,
+        batch_size: int | None = None,
+        scroll_page: int = 256,
+        verify_sample: int = 32,
+        verify_queries: int = 5,
+        show_progress: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.handle = handle
+        self.collections = handle.collections
+        self.registry = handle.registry
+        self.client = handle.client
+        self.batch_size = batch_size or handle.settings.batch_size
+        self.scroll_page = scroll_page
+        self.verify_sample = verify_sample
+        self.verify_queries = verify_queries
+        self.show_progress = handle.settings.show_progress() if show_progress is None else show_progress
+        self._random = random.Random(seed)
+
+    # Housekeeping ------------------------------------------------------------------------------
+    def reconcile(self) -> list[str]:
+        """Finish or undo what a crashed run left: promote an already-swapped version, drop orphans."""
+        live = self.collections.live()
+        if live is None:
+            return []
+        pointer = self.registry.pointer()
+        if pointer is not None and pointer.version != live.version:
+            if live.version in pointer.history:
+                log.warning("alias serves %s but CURRENT is %s: re-pointing alias (rollback was cut short)",
+                            live.version, pointer.version)
+                target = self.collections.name_for(pointer.version)
+                if self.client.collection_exists(target):
+                    self.collections.point_alias_at(target)
+            else:
+                log.warning("alias serves %s but CURRENT is %s: finishing the promotion", live.version,
+                            pointer.version)
+                self.registry.promote(live.version)
+        removed = []
+        for orphan in self.collections.orphans(self.registry.previous()):
+            self.collections.drop(orphan)
+            removed.append(orphan)
+        return removed
+
+    # The run -----------------------------------------------------------------------------------
+    def run(self, version: str) -> ReindexReport:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        self.registry.get(version)  # VersionNotFoundError / InvalidVersionError for bad input
+        removed_orphans = self.reconcile()
+        live = self.collections.live()
+        if live is None:
+            raise NothingToReindexError(
+                f"alias {self.collections.alias!r} has no live collection yet: add documents before re-indexing"
+            )
+        if live.version == version:
+            raise VersionAlreadyLiveError(f"{version} already serves {self.collections.alias!r} ({live.collection})")
+        source_count = self.collections.count(live.collection)
+        if source_count == 0:
+            raise NothingToReindexError(f"{live.collection} is empty: nothing to re-index")
+
+        encoder = self.handle.encoder(version)
+        target = self.collections.name_for(version)
+        if self.client.collection_exists(target):
+            self.collections.drop(target)
+        report = ReindexReport(source=live.collection, target=target, version=version, removed_orphans=removed_orphans)
+
+        with self.handle.coordinator.session() as session:
+            self.collections.create(version, encoder.dimension, bulk_load=True)
+            crash_point("reindex.created")
+            t = time.perf_counter()
+            report.points = self._copy_all(live, target, encoder)
+            timings["copy"] = time.perf_counter() - t
+            crash_point("reindex.copied")
+            t = time.perf_counter()
+            report.replayed += self._replay(session, live, target, encoder)
+            timings["catch_up"] = time.perf_counter() - t
+            self.collections.finish_bulk_load(target)
+            crash_point("reindex.indexed")
+            with self.handle.coordinator.lock.exclusive():
+                t = time.perf_counter()
+                report.replayed += self._replay(session, live, target, encoder)
+                crash_point("reindex.before_verify")
+                self.verify(live.collection, target, encoder)
+                crash_point("reindex.before_swap")
+                self.collections.point_alias_at(target)
+                timings["freeze"] = time.perf_counter() - t
+            crash_point("reindex.after_swap")
+        self.registry.promote(version)
+        crash_point("reindex.after_promote")
+        report.removed_old = self.apply_retention()
+        timings["total"] = time.perf_counter() - started
+        report.seconds = timings
+        log.info("reindex %s -> %s: %d points, %d replayed, %.1fs", live.collection, target, report.points,
+                 report.replayed, timings["total"])
+        return report
+
+    def apply_retention(self) -> list[str]:
+        """Keep the live and the previous collection (for rollback); delete older ones."""
+        previous = self.registry.previous()
+        keep = {self.collections.name_for(previous)} if previous else set()
+        return self.collections.apply_retention(keep)
+
+    def _copy_all(self, live: LiveCollection, target: str, encoder: VersionEncoder) -> int:
+        total = self.collections.count(live.collection)
+        bar = tqdm(total=total, desc=f"reindex {live.collection} -> {target}", unit="doc",
+                   disable=not self.show_progress)
+        copied = 0
+        offset: Any = None
+        try:
+            while True:
+                points, offset = self.client.scroll(
+                    live.collection, limit=self.scroll_page, offset=offset, with_payload=True, with_vectors=False
+                )
+                if points:
+                    self._upsert(target, [(p.id, p.payload or {}) for p in points], encoder)
+                    copied += len(points)
+                    bar.update(len(points))
+                if offset is None:
+                    return copied
+        finally:
+            bar.close()
+
+    def _upsert(self, target: str, points: list[tuple[Any, dict]], encoder: VersionEncoder) -> None:
+        texts = [payload.get(CONTENT_KEY, "") for _, payload in points]
+        vectors = encoder.encode(texts, batch_size=self.batch_size)
+        self.client.upsert(
+            target,
+            points=models.Batch(
+                ids=[pid for pid, _ in points],
+                vectors=vectors.tolist(),
+                payloads=[payload for _, payload in points],
+            ),
+            wait=True,
+        )
+
+    def _replay(self, session: ReindexSession, live: LiveCollection, target: str, encoder: VersionEncoder) -> int:
+        """Bring ids written during the copy to their current live state in the target."""
+        from clicktune.adapters.qdrant import point_id
+
+        replayed = 0
+        while ids := session.drain():
+            for start in range(0, len(ids), self.scroll_page):
+                chunk = [point_id(i) for i in ids[start : start + self.scroll_page]]
+                current = self.client.retrieve(live.collection, chunk, with_payload=True, with_vectors=False)
+                present = {str(p.id) for p in current}
+                gone = [pid for pid in chunk if pid not in present]
+                if gone:
+                    self.client.delete(target, points_selector=models.PointIdsList(points=gone), wait=True)
+                if current:
+                    self._upsert(target, [(p.id, p.payload or {}) for p in current], encoder)
+                replayed += len(chunk)
+        return replayed
+
+    # Verification ------------------------------------------------------------------------------
+    def verify(self, source: str, target: str, encoder: VersionEncoder) -> None:
+        """Same count, identical payloads on a sample, and documents find themselves in the top 10."""
+        source_count, target_count = self.collections.count(source), self.collections.count(target)
+        if source_count != target_count:
+            raise ReindexVerificationError(f"{target} holds {target_count} points but {source} holds {source_count}")
+        sample, _ = self.client.scroll(source, limit=max(self.verify_sample * 4, 64), with_payload=True)
+        sample = self._random.sample(sample, min(self.verify_sample, len(sample)))
+        if not sample:
+            return
+        copies = {str(p.id): p for p in self.client.retrieve(target, [p.id for p in sample], with_payload=True)}
+        for point in sample:
+            copy = copies.get(str(point.id))
+            if copy is None or copy.payload != point.payload:
+                raise ReindexVerificationError(
+                    f"point {point.payload.get(DOC_ID_KEY) if point.payload else point.id} differs between "
+                    f"{source} and {target}"
+                )
+        probes = sample[: self.verify_queries]
+        vectors = encoder.encode([(p.payload or {}).get(CONTENT_KEY, "") for p in probes], batch_size=self.batch_size)
+        for point, vector in zip(probes, vectors):
+            hits = self.client.query_points(target, query=vector.tolist(), limit=10, with_payload=True).points
+            text = (point.payload or {}).get(CONTENT_KEY)
+            if not any(str(h.id) == str(point.id) or (h.payload or {}).get(CONTENT_KEY) == text for h in hits):
+                raise ReindexVerificationError(
+                    f"document {(point.payload or {}).get(DOC_ID_KEY)} does not find itself in the top 10 of {target}"
+                )
+
+
+def rollback(handle: IndexHandle) -> str:
+    """Alias and CURRENT back to the previous version, re-using its kept collection: no re-encoding."""
+    from clicktune.adapters.errors import NothingToRollBackError
+
+    previous = handle.registry.previous()
+    if previous is None:
+        raise NothingToRollBackError("no previous live version to roll back to")
+    collection = handle.collections.name_for(previous)
+    if not handle.client.collection_exists(collection):
+        raise NothingToRollBackError(
+            f"the collection of {previous} ({collection}) was removed; re-index it with `clicktune reindex --version {previous}`"
+        )
+    with handle.coordinator.lock.exclusive():
+        handle.collections.point_alias_at(collection)
+    crash_point("rollback.after_swap")
+    handle.registry.rollback()
+    return previous

@@ -1,0 +1,227 @@
+"""Blue-green re-indexing with the real model and embedded Qdrant: no mocks of either."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from model_variants import perturbed_copy
+
+from clicktune.adapters import ClicktuneSettings, ModelRegistry, VersionNotFoundError
+from clicktune.adapters.errors import NothingToRollBackError
+from clicktune.adapters.qdrant import (
+    AliasIsCollectionError,
+    AliasNotFoundError,
+    IndexHandle,
+    NothingToReindexError,
+    VersionAlreadyLiveError,
+)
+from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
+from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
+from clicktune.scheduler.reindex import BlueGreenReindexer, rollback
+
+
+@pytest.fixture(scope="module")
+def scifact_docs() -> list[tuple[str, str]]:
+    corpus = BeirDataset.load(BUNDLED_SCIFACT).corpus
+    return [(doc.doc_id, doc.content) for doc in list(corpus.values())[:150]]
+
+
+@pytest.fixture
+def store(settings: ClicktuneSettings, variant_model):
+    """A live v0001 collection of 60 SciFact abstracts, and v0002 registered (not yet live)."""
+    registry = ModelRegistry.from_settings(settings)
+    registry.register(variant_model, parent="v0001")
+    embeddings = ClicktuneEmbeddings(settings, watch=False)
+    store = ClicktuneVectorStore(settings, embeddings=embeddings)
+    yield store
+    embeddings.close()
+
+
+def _index(store: ClicktuneVectorStore, docs: list[tuple[str, str]]) -> None:
+    store.add_texts([t for _, t in docs], [{"source": "scifact", "n": i} for i, _ in enumerate(docs)],
+                    ids=[d for d, _ in docs])
+
+
+def _live_contents(store: ClicktuneVectorStore) -> dict[str, tuple[str, dict]]:
+    live = store.collections.require_live()
+    points, offset, out = [], None, {}
+    while True:
+        points, offset = store.client.scroll(live.collection, limit=256, offset=offset, with_payload=True)
+        for p in points:
+            out[p.payload["doc_id"]] = (p.payload["page_content"], p.payload["metadata"])
+        if offset is None:
+            return out
+
+
+def test_reindex_swaps_alias_then_current(store: ClicktuneVectorStore, scifact_docs) -> None:
+    _index(store, scifact_docs[:40])
+    before = store.similarity_search(scifact_docs[3][1], k=3)
+    assert before[0].id == scifact_docs[3][0] and before[0].metadata["model_version"] == "v0001"
+
+    report = BlueGreenReindexer(store.handle).run("v0002")
+    assert report.points == 40 and report.target == "docs__v0002"
+    assert store.collections.require_live().collection == "docs__v0002"
+    assert store.registry.current() == "v0002"
+    assert [c.collection for c in store.collections.versions()] == ["docs__v0001", "docs__v0002"]
+    after = store.similarity_search(scifact_docs[3][1], k=3)
+    assert after[0].id == scifact_docs[3][0]
+    assert {d.metadata["model_version"] for d in after} == {"v0002"}
+    assert {d.metadata["query_model_version"] for d in after} == {"v0002"}
+    assert store.get_by_ids([scifact_docs[5][0]])[0].metadata == {"source": "scifact", "n": 5}
+
+
+def test_a_reader_searches_through_reindex_and_swap(store: ClicktuneVectorStore, scifact_docs) -> None:
+    _index(store, scifact_docs[:60])
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    seen: list[tuple[str, str]] = []
+    queries = [t[:200] for _, t in scifact_docs[:60]]
+
+    def reader() -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                for doc in store.similarity_search(queries[i % len(queries)], k=5):
+                    seen.append((doc.metadata["model_version"], doc.metadata["query_model_version"]))
+            except BaseException as exc:  # noqa: BLE001 - the test counts every failure
+                errors.append(exc)
+            i += 1
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    time.sleep(0.3)
+    BlueGreenReindexer(store.handle).run("v0002")
+    time.sleep(0.3)
+    stop.set()
+    thread.join()
+    assert errors == []
+    assert all(model == query for model, query in seen)
+    versions = {model for model, _ in seen}
+    assert versions == {"v0001", "v0002"}, f"reader should have seen both sides of the swap: {versions}"
+
+
+def test_b_writes_during_reindex_are_kept(store: ClicktuneVectorStore, scifact_docs) -> None:
+    base = scifact_docs[:80]
+    _index(store, base)
+    expected = {doc_id: (text, {"source": "scifact", "n": i}) for i, (doc_id, text) in enumerate(base)}
+    extra = scifact_docs[80:150]
+    lock = threading.Lock()
+    started = threading.Event()
+
+    def writer(worker: int) -> None:
+        rng = random.Random(worker)
+        mine = [d for i, d in enumerate(base) if i % 3 == worker]
+        new = [d for i, d in enumerate(extra) if i % 3 == worker]
+        started.wait()
+        for step in range(12):
+            op = step % 3
+            if op == 0 and new:  # add a new document
+                doc_id, text = new.pop()
+                meta = {"source": "writer", "worker": worker}
+                store.add_texts([text], [meta], ids=[doc_id])
+                with lock:
+                    expected[doc_id] = (text, meta)
+            elif op == 1 and mine:  # update an existing one
+                doc_id, text = mine.pop(rng.randrange(len(mine)))
+                meta = {"source": "updated", "step": step}
+                store.add_texts([text + " (revised)"], [meta], ids=[doc_id])
+                with lock:
+                    expected[doc_id] = (text + " (revised)", meta)
+            elif mine:  # delete one
+                doc_id, _ = mine.pop(rng.randrange(len(mine)))
+                store.delete([doc_id])
+                with lock:
+                    expected.pop(doc_id)
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    reindexer = BlueGreenReindexer(store.handle, batch_size=8)
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.update(report=reindexer.run("v0002")))
+    runner.start()
+    time.sleep(0.5)
+    started.set()
+    for t in threads:
+        t.join()
+    runner.join()
+    report = result["report"]
+    assert report.replayed > 0, "writers should have overlapped the copy"
+    assert store.collections.require_live().version == "v0002"
+    assert _live_contents(store) == expected
+    # A document revised during the copy is embedded by the new model in the new collection.
+    revised = next(doc_id for doc_id, (text, _) in expected.items() if text.endswith("(revised)"))
+    hit = store.similarity_search(expected[revised][0], k=1)[0]
+    assert hit.id == revised and hit.metadata["model_version"] == "v0002"
+    # and mirrored to the kept previous collection, so a rollback loses nothing either
+    rollback(store.handle)
+    assert _live_contents(store) == expected
+
+
+def test_d_rollback_needs_no_encoding(store: ClicktuneVectorStore, scifact_docs, settings) -> None:
+    _index(store, scifact_docs[:30])
+    query = scifact_docs[7][1][:300]
+    ranking_v1 = [d.id for d in store.similarity_search(query, k=5)]
+    BlueGreenReindexer(store.handle).run("v0002")
+    assert store.similarity_search(query, k=1)[0].metadata["model_version"] == "v0002"
+
+    def no_encoding(version: str):
+        raise AssertionError(f"rollback tried to load/encode with {version}")
+
+    handle = IndexHandle.from_settings(settings, client=store.client, registry=store.registry, encoder=no_encoding)
+    assert rollback(handle) == "v0001"
+    assert store.collections.require_live().collection == "docs__v0001"
+    assert store.registry.current() == "v0001"
+    results = store.similarity_search(query, k=5)
+    assert [d.id for d in results] == ranking_v1
+    assert {(d.metadata["model_version"], d.metadata["query_model_version"]) for d in results} == {("v0001", "v0001")}
+    with pytest.raises(NothingToRollBackError):
+        rollback(handle)
+
+
+def test_e_bad_input(store: ClicktuneVectorStore, scifact_docs, settings, variant_model) -> None:
+    reindexer = BlueGreenReindexer(store.handle)
+    with pytest.raises(NothingToReindexError, match="add documents"):
+        reindexer.run("v0002")  # no alias yet
+    with pytest.raises(AliasNotFoundError):
+        store.collections.require_live()
+    assert store.similarity_search("anything") == []
+
+    store.add_texts(["only one"], ids=["x"])
+    store.delete(["x"])
+    with pytest.raises(NothingToReindexError, match="empty"):
+        reindexer.run("v0002")
+    _index(store, scifact_docs[:20])
+    with pytest.raises(VersionNotFoundError):
+        reindexer.run("v0042")
+    with pytest.raises(VersionAlreadyLiveError):
+        reindexer.run("v0001")
+
+    # A model with another dimension is allowed: the new collection gets the new size.
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense
+
+    base = store.registry.load_model("v0001")
+    smaller = SentenceTransformer(modules=[*base, Dense(384, 128)])
+    v3 = store.registry.register(smaller, parent="v0001")
+    reindexer.run(v3)
+    info = store.client.get_collection(f"docs__{v3}")
+    assert info.config.params.vectors.size == 128
+    hit = store.similarity_search(scifact_docs[4][1], k=1)[0]
+    assert hit.id == scifact_docs[4][0] and hit.metadata["model_version"] == v3
+
+    # An alias name that is a real collection is refused with a clear error.
+    from qdrant_client import models
+
+    store.client.create_collection("contracts", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+    clash = ClicktuneVectorStore(settings, alias="contracts", embeddings=store.embeddings, client=store.client)
+    with pytest.raises(AliasIsCollectionError, match="real Qdrant collection"):
+        clash.similarity_search("x")
+    with pytest.raises(AliasIsCollectionError):
+        clash.add_texts(["x"])
