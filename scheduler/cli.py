@@ -1,0 +1,134 @@
+"""The ``clicktune`` command: what an operator types to inspect, re-index and roll back.
+
+Exit codes scripts can rely on: 0 success, 1 a clicktune error (one line on stderr, no traceback
+unless --debug), 2 bad usage (Typer's own).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from clicktune.adapters import ClicktuneError, ClicktuneSettings
+from clicktune.adapters.qdrant import IndexHandle, close_shared_clients
+
+app = typer.Typer(help="clicktune: retrieval that improves from clicks.", no_args_is_help=True, add_completion=False)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+EXIT_ERROR = 1
+
+
+class _State:
+    debug = False
+    settings: ClicktuneSettings | None = None
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    home: Annotated[str | None, typer.Option("--home", help="clicktune home folder (CLICKTUNE_HOME).")] = None,
+    alias: Annotated[str | None, typer.Option("--alias", help="Collection alias (CLICKTUNE_COLLECTION_ALIAS).")] = None,
+) -> None:
+    _State.debug = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    overrides = {k: v for k, v in {"home": home, "collection_alias": alias}.items() if v is not None}
+    _State.settings = ClicktuneSettings(**overrides)  # type: ignore[arg-type]
+
+
+def _handle() -> IndexHandle:
+    assert _State.settings is not None
+    return IndexHandle.from_settings(_State.settings)
+
+
+def _status_data(handle: IndexHandle) -> dict:
+    live = handle.collections.live()
+    pointer = handle.registry.pointer()
+    return {
+        "alias": handle.collections.alias,
+        "alias_target": live.collection if live else None,
+        "current_version": pointer.version if pointer else None,
+        "previous_version": pointer.previous if pointer else None,
+        "collections": [
+            {"collection": c.collection, "version": c.version, "points": handle.collections.count(c.collection)}
+            for c in handle.collections.versions()
+        ],
+        "versions": [
+            {k: row.get(k) for k in ("version", "status", "parent", "created_at", "embedding_dim")}
+            for row in handle.registry.describe()
+        ],
+    }
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Alias target, model versions and point counts."""
+    data = _status_data(_handle())
+    if as_json:
+        console.print_json(json.dumps(data, default=str))
+        return
+    console.print(f"alias [bold]{data['alias']}[/] -> {data['alias_target'] or '(none yet)'}")
+    console.print(f"CURRENT model {data['current_version'] or '(none yet)'}; previous {data['previous_version'] or '-'}")
+    table = Table("collection", "version", "points")
+    for row in data["collections"]:
+        table.add_row(row["collection"], row["version"], str(row["points"]))
+    console.print(table)
+    versions = Table("version", "status", "parent", "created", "dim")
+    for row in data["versions"]:
+        versions.add_row(row["version"], row["status"], row["parent"] or "-", str(row["created_at"])[:19],
+                         str(row["embedding_dim"]))
+    console.print(versions)
+
+
+@app.command()
+def reindex(
+    version: Annotated[str, typer.Option("--version", "-v", help="Registered model version, e.g. v0003.")],
+) -> None:
+    """Build <alias>__<version> from the live collection, verify it, swap the alias, promote CURRENT."""
+    from clicktune.scheduler.reindex import BlueGreenReindexer
+
+    report = BlueGreenReindexer(_handle()).run(version)
+    console.print(
+        f"{report.source} -> {report.target}: {report.points} points, {report.replayed} replayed, "
+        f"{report.seconds.get('total', 0):.1f}s; alias and CURRENT now {report.version}"
+    )
+
+
+@app.command()
+def rollback() -> None:
+    """Alias and CURRENT back to the previous version (its collection is kept: no re-encoding)."""
+    from clicktune.scheduler.reindex import rollback as do_rollback
+
+    version = do_rollback(_handle())
+    console.print(f"rolled back: alias and CURRENT now {version}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the Typer app; a clicktune error becomes one line on stderr and exit code 1."""
+    try:
+        app(args=argv, prog_name="clicktune")
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_ERROR
+    except ClicktuneError as exc:
+        if _State.debug:
+            raise
+        err.print(f"[red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        return EXIT_ERROR
+    finally:
+        close_shared_clients()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

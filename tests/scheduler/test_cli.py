@@ -1,0 +1,57 @@
+"""The operator's commands, on a persistent embedded home, in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clicktune.adapters import ClicktuneSettings, ModelRegistry
+from clicktune.adapters.qdrant import close_shared_clients
+from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
+from clicktune.scheduler.cli import main
+
+
+@pytest.fixture
+def cli_home(home: Path, variant_model) -> Path:
+    settings = ClicktuneSettings(home=home, progress=False)
+    ModelRegistry.from_settings(settings).register(variant_model, parent="v0001")
+    with ClicktuneEmbeddings(settings, watch=False) as emb:
+        ClicktuneVectorStore(settings, embeddings=emb).add_texts(
+            ["alpha beta", "gamma delta", "epsilon zeta"], ids=["a", "b", "c"]
+        )
+    close_shared_clients()
+    return home
+
+
+def _status(home: Path, capsys: pytest.CaptureFixture) -> dict:
+    capsys.readouterr()
+    assert main(["--home", str(home), "status", "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_status_reindex_rollback(cli_home: Path, capsys: pytest.CaptureFixture) -> None:
+    status = _status(cli_home, capsys)
+    assert status["alias_target"] == "docs__v0001" and status["current_version"] == "v0001"
+    assert status["collections"] == [{"collection": "docs__v0001", "version": "v0001", "points": 3}]
+
+    assert main(["--home", str(cli_home), "reindex", "--version", "v0002"]) == 0
+    assert "alias and CURRENT now v0002" in capsys.readouterr().out
+    status = _status(cli_home, capsys)
+    assert status["alias_target"] == "docs__v0002" and status["current_version"] == "v0002"
+    assert [c["points"] for c in status["collections"]] == [3, 3]
+
+    assert main(["--home", str(cli_home), "rollback"]) == 0
+    status = _status(cli_home, capsys)
+    assert status["alias_target"] == "docs__v0001" and status["current_version"] == "v0001"
+
+
+def test_errors_are_one_line_with_exit_code_1(cli_home: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--home", str(cli_home), "rollback"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: NothingToRollBackError") and "Traceback" not in err
+    assert main(["--home", str(cli_home), "reindex", "--version", "latest"]) == 1
+    assert "expected the form v0001" in capsys.readouterr().err
+    assert main(["--home", str(cli_home), "reindex"]) == 2  # usage error
+    assert main(["--home", str(cli_home), "--help"]) == 0
