@@ -59,7 +59,7 @@ class BlueGreenReindexer:
         handle: IndexHandle,
         *,
         batch_size: int | None = None,
-        scroll_page: int = 256,
+        scroll_page: int = 1024,
         verify_sample: int = 32,
         verify_queries: int = 5,
         show_progress: bool | None = None,
@@ -124,26 +124,14 @@ class BlueGreenReindexer:
         report = ReindexReport(source=live.collection, target=target, version=version, removed_orphans=removed_orphans)
 
         with self.handle.coordinator.session() as session:
-            self.collections.create(version, encoder.dimension, bulk_load=True)
-            crash_point("reindex.created")
-            t = time.perf_counter()
-            report.points = self._copy_all(live, target, encoder)
-            timings["copy"] = time.perf_counter() - t
-            crash_point("reindex.copied")
-            t = time.perf_counter()
-            report.replayed += self._replay(session, live, target, encoder)
-            timings["catch_up"] = time.perf_counter() - t
-            self.collections.finish_bulk_load(target)
-            crash_point("reindex.indexed")
-            with self.handle.coordinator.lock.exclusive():
-                t = time.perf_counter()
-                report.replayed += self._replay(session, live, target, encoder)
-                crash_point("reindex.before_verify")
-                self.verify(live.collection, target, encoder)
-                crash_point("reindex.before_swap")
-                self.collections.point_alias_at(target)
-                timings["freeze"] = time.perf_counter() - t
-            crash_point("reindex.after_swap")
+            try:
+                self._build_and_swap(session, live, target, encoder, report, timings)
+            except Exception:
+                # Nothing half-built may linger: the alias still serves the old collection, so the new
+                # one is dropped (a SIGKILL skips this; the next run's reconcile removes it instead).
+                if self.collections.live() != LiveCollection(target, version) and self.client.collection_exists(target):
+                    self.collections.drop(target)
+                raise
         self.registry.promote(version)
         crash_point("reindex.after_promote")
         report.removed_old = self.apply_retention()
@@ -152,6 +140,40 @@ class BlueGreenReindexer:
         log.info("reindex %s -> %s: %d points, %d replayed, %.1fs", live.collection, target, report.points,
                  report.replayed, timings["total"])
         return report
+
+    def _build_and_swap(
+        self,
+        session: ReindexSession,
+        live: LiveCollection,
+        target: str,
+        encoder: VersionEncoder,
+        report: ReindexReport,
+        timings: dict[str, float],
+    ) -> None:
+        self.collections.create(report.version, encoder.dimension, bulk_load=True)
+        crash_point("reindex.created")
+        t = time.perf_counter()
+        report.points = self._copy_all(live, target, encoder)
+        timings["copy"] = time.perf_counter() - t
+        crash_point("reindex.copied")
+        t = time.perf_counter()
+        report.replayed += self._replay(session, live, target, encoder)
+        timings["catch_up"] = time.perf_counter() - t
+        self.collections.finish_bulk_load(target)
+        crash_point("reindex.indexed")
+        t = time.perf_counter()
+        self.verify_search(target, encoder)
+        timings["verify_search"] = time.perf_counter() - t
+        crash_point("reindex.verified")
+        # Writers wait only for this block: the last replay, the copy checks, the swap.
+        with self.handle.coordinator.lock.exclusive():
+            t = time.perf_counter()
+            report.replayed += self._replay(session, live, target, encoder)
+            self.verify_copies(live.collection, target)
+            crash_point("reindex.before_swap")
+            self.collections.point_alias_at(target)
+            timings["freeze"] = time.perf_counter() - t
+        crash_point("reindex.after_swap")
 
     def apply_retention(self) -> list[str]:
         """Keep the live and the previous collection (for rollback); delete older ones."""
@@ -211,11 +233,14 @@ class BlueGreenReindexer:
         return replayed
 
     # Verification ------------------------------------------------------------------------------
-    def verify(self, source: str, target: str, encoder: VersionEncoder) -> None:
-        """Same count, identical payloads on a sample, and documents find themselves in the top 10."""
+    def verify_counts(self, source: str, target: str) -> None:
         source_count, target_count = self.collections.count(source), self.collections.count(target)
         if source_count != target_count:
             raise ReindexVerificationError(f"{target} holds {target_count} points but {source} holds {source_count}")
+
+    def verify_copies(self, source: str, target: str) -> None:
+        """Same count and identical payloads on a random sample; run while writers wait."""
+        self.verify_counts(source, target)
         sample, _ = self.client.scroll(source, limit=max(self.verify_sample * 4, 64), with_payload=True)
         sample = self._random.sample(sample, min(self.verify_sample, len(sample)))
         if not sample:
@@ -228,15 +253,28 @@ class BlueGreenReindexer:
                     f"point {point.payload.get(DOC_ID_KEY) if point.payload else point.id} differs between "
                     f"{source} and {target}"
                 )
-        probes = sample[: self.verify_queries]
+
+    def verify_search(self, target: str, encoder: VersionEncoder) -> None:
+        """A few documents, used as queries with the new model, find themselves in the top 10.
+
+        Runs before writers are paused (it encodes), so a probe deleted meanwhile is skipped.
+        """
+        count = self.collections.count(target)
+        if count == 0:
+            raise ReindexVerificationError(f"{target} is empty")
+        probes, _ = self.client.scroll(target, limit=max(self.verify_queries * 8, 40), with_payload=True)
+        probes = self._random.sample(probes, min(self.verify_queries, len(probes)))
         vectors = encoder.encode([(p.payload or {}).get(CONTENT_KEY, "") for p in probes], batch_size=self.batch_size)
         for point, vector in zip(probes, vectors):
             hits = self.client.query_points(target, query=vector.tolist(), limit=10, with_payload=True).points
             text = (point.payload or {}).get(CONTENT_KEY)
-            if not any(str(h.id) == str(point.id) or (h.payload or {}).get(CONTENT_KEY) == text for h in hits):
-                raise ReindexVerificationError(
-                    f"document {(point.payload or {}).get(DOC_ID_KEY)} does not find itself in the top 10 of {target}"
-                )
+            if any(str(h.id) == str(point.id) or (h.payload or {}).get(CONTENT_KEY) == text for h in hits):
+                continue
+            if not self.client.retrieve(target, [point.id]):
+                continue  # deleted by a writer since it was sampled
+            raise ReindexVerificationError(
+                f"document {(point.payload or {}).get(DOC_ID_KEY)} does not find itself in the top 10 of {target}"
+            )
 
 
 def rollback(handle: IndexHandle) -> str:

@@ -44,6 +44,10 @@ class VersionEncoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        # Like SentenceTransformer.encode, batch texts of similar length together (less padding),
+        # but across the whole input rather than per call, since we call it once per batch.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        texts = [texts[i] for i in order]
         chunks = range(0, len(texts), batch_size)
         bar = tqdm(
             total=len(texts),
@@ -67,7 +71,9 @@ class VersionEncoder:
                 bar.update(len(batch))
         finally:
             bar.close()
-        return np.concatenate(out, axis=0)
+        result = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
+        result[order] = np.concatenate(out, axis=0)
+        return result
 
     def encode_query(self, text: str) -> np.ndarray:
         with self.lock:

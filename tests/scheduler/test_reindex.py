@@ -225,3 +225,25 @@ def test_e_bad_input(store: ClicktuneVectorStore, scifact_docs, settings, varian
         clash.similarity_search("x")
     with pytest.raises(AliasIsCollectionError):
         clash.add_texts(["x"])
+
+
+def test_failed_verification_leaves_everything_as_it_was(store: ClicktuneVectorStore, scifact_docs) -> None:
+    """A candidate that maps every document to the same vector cannot find anything: refused."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense
+
+    _index(store, scifact_docs[:40])
+    constant = Dense(384, 16)
+    with torch.no_grad():
+        constant.linear.weight.zero_()
+        constant.linear.bias.fill_(1.0)
+    broken = SentenceTransformer(modules=[*store.registry.load_model("v0001"), constant])
+    v3 = store.registry.register(broken, parent="v0001")
+    from clicktune.adapters.qdrant import ReindexVerificationError
+
+    with pytest.raises(ReindexVerificationError, match="does not find itself"):
+        BlueGreenReindexer(store.handle, verify_queries=8).run(v3)
+    assert store.collections.require_live().collection == "docs__v0001"
+    assert store.registry.current() == "v0001"
+    assert [c.collection for c in store.collections.versions()] == ["docs__v0001"]

@@ -20,7 +20,7 @@ from clicktune.scheduler.reindex import BlueGreenReindexer
 
 from conftest import clone_home
 
-BEFORE_SWAP = ["reindex.created", "reindex.copied", "reindex.indexed", "reindex.before_verify", "reindex.before_swap"]
+BEFORE_SWAP = ["reindex.created", "reindex.copied", "reindex.indexed", "reindex.verified", "reindex.before_swap"]
 AFTER_SWAP = ["reindex.after_swap", "reindex.after_promote"]
 
 _SCRIPT = textwrap.dedent(
