@@ -7,6 +7,7 @@ every part of clicktune that needs Qdrant (vector store, reindexer, CLI) asks he
 
 from __future__ import annotations
 
+import atexit
 import threading
 from pathlib import Path
 
@@ -49,3 +50,8 @@ def close_shared_clients() -> None:
         for client in _clients.values():
             client.close()
         _clients.clear()
+
+
+# Embedded clients flush on close; closing them before interpreter teardown avoids qdrant-client's
+# noisy "sys.meta_path is None" error from __del__.
+atexit.register(close_shared_clients)
