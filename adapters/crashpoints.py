@@ -12,7 +12,14 @@ from __future__ import annotations
 import os
 import signal
 
+from clicktune.adapters.errors import ClicktuneError
+
 ENV_VAR = "CLICKTUNE_CRASH_AT"
+FAIL_ENV_VAR = "CLICKTUNE_FAIL_AT"
+
+
+class InjectedFailure(ClicktuneError):
+    """Raised by :func:`fail_point` when a test asks a step to fail."""
 
 
 def crash_point(name: str) -> None:
@@ -20,3 +27,14 @@ def crash_point(name: str) -> None:
     wanted = os.environ.get(ENV_VAR)
     if wanted and name in wanted.split(","):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fail_point(name: str) -> None:
+    """Raise :class:`InjectedFailure` here if ``CLICKTUNE_FAIL_AT`` names this step.
+
+    The clean-failure twin of :func:`crash_point`: it checks that every step's error path leaves
+    the live system as it was and releases the lock.
+    """
+    wanted = os.environ.get(FAIL_ENV_VAR)
+    if wanted and name in wanted.split(","):
+        raise InjectedFailure(f"failure injected at step {name!r} ({FAIL_ENV_VAR})")

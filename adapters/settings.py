@@ -52,6 +52,35 @@ class ClicktuneSettings(BaseSettings):
         default=None, description="SQLAlchemy URL of the feedback store (default: SQLite file home/feedback.db)."
     )
 
+    # Training (the loop) ---------------------------------------------------------------------------
+    train_start_from: Literal["base", "champion"] = Field(
+        default="base", description="Fine-tune the base model on the whole window (no drift) or the champion."
+    )
+    train_epochs: float = Field(default=1.0, gt=0)
+    train_batch_size: int = Field(default=32, ge=2, description="MNRL in-batch negatives grow with it.")
+    train_learning_rate: float = Field(default=2e-5, gt=0)
+    train_warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    train_max_seq_length: int | None = Field(
+        default=128, ge=8, description="Token limit while training (serving keeps max_seq_length)."
+    )
+    train_loss: Literal["mnrl", "cached_mnrl", "matryoshka"] = "mnrl"
+    train_min_pairs: int = Field(default=32, ge=1, description="Fewer mined pairs than this: no training.")
+    seed: int = 42
+
+    # The promotion gate ----------------------------------------------------------------------------
+    gate_metric: Literal["ndcg@10", "mrr@10", "recall@10"] = "ndcg@10"
+    gate_min_delta: float = Field(default=0.005, ge=0, description="Candidate must beat champion by this.")
+    gate_min_queries: int = Field(default=10, ge=1, description="Held-out queries needed to decide at all.")
+    golden_dir: Path | None = Field(default=None, description="Optional BEIR folder of golden queries/qrels.")
+    golden_tolerance: float = Field(default=0.005, ge=0, description="Allowed drop on the golden set.")
+
+    # Scheduling ------------------------------------------------------------------------------------
+    schedule_interval_minutes: float | None = Field(default=60.0, gt=0)
+    schedule_cron: str | None = Field(default=None, description="Crontab expression; overrides the interval.")
+    min_new_clicks: int = Field(default=100, ge=0, description="Clicks since the last run needed to retrain.")
+    misfire_grace_seconds: int = Field(default=300, ge=1)
+    lock_lease_seconds: int = Field(default=600, ge=10, description="Retrain lock lease; renewed while alive.")
+
     progress: bool | None = Field(default=None, description="Progress bars: None = only on a TTY.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

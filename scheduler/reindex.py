@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from qdrant_client import models
 from tqdm.auto import tqdm
 
-from clicktune.adapters.crashpoints import crash_point
+from clicktune.adapters.crashpoints import crash_point, fail_point
 from clicktune.adapters.models import VersionEncoder
 from clicktune.adapters.qdrant import (
     DOC_ID_KEY,
@@ -46,6 +47,7 @@ class ReindexReport:
     removed_orphans: list[str] = field(default_factory=list)
     removed_old: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    swapped: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -101,7 +103,12 @@ class BlueGreenReindexer:
         return removed
 
     # The run -----------------------------------------------------------------------------------
-    def run(self, version: str) -> ReindexReport:
+    def run(self, version: str, approve: Callable[[str, str], bool] | None = None) -> ReindexReport:
+        """Build, verify and (if ``approve(live_collection, new_collection)`` agrees) swap to ``version``.
+
+        ``approve`` is where the promotion gate scores the built collection against the live one before
+        anything changes; a refusal drops the new collection and leaves the alias and CURRENT alone.
+        """
         timings: dict[str, float] = {}
         started = time.perf_counter()
         self.registry.get(version)  # VersionNotFoundError / InvalidVersionError for bad input
@@ -125,13 +132,18 @@ class BlueGreenReindexer:
 
         with self.handle.coordinator.session() as session:
             try:
-                self._build_and_swap(session, live, target, encoder, report, timings)
+                self._build_and_swap(session, live, target, encoder, report, timings, approve)
             except Exception:
                 # Nothing half-built may linger: the alias still serves the old collection, so the new
                 # one is dropped (a SIGKILL skips this; the next run's reconcile removes it instead).
                 if self.collections.live() != LiveCollection(target, version) and self.client.collection_exists(target):
                     self.collections.drop(target)
                 raise
+        if not report.swapped:
+            self.collections.drop(target)
+            timings["total"] = time.perf_counter() - started
+            report.seconds = timings
+            return report
         self.registry.promote(version)
         crash_point("reindex.after_promote")
         report.removed_old = self.apply_retention()
@@ -149,6 +161,7 @@ class BlueGreenReindexer:
         encoder: VersionEncoder,
         report: ReindexReport,
         timings: dict[str, float],
+        approve: Callable[[str, str], bool] | None,
     ) -> None:
         self.collections.create(report.version, encoder.dimension, bulk_load=True)
         crash_point("reindex.created")
@@ -156,6 +169,7 @@ class BlueGreenReindexer:
         report.points = self._copy_all(live, target, encoder)
         timings["copy"] = time.perf_counter() - t
         crash_point("reindex.copied")
+        fail_point("reindex")
         t = time.perf_counter()
         report.replayed += self._replay(session, live, target, encoder)
         timings["catch_up"] = time.perf_counter() - t
@@ -165,13 +179,21 @@ class BlueGreenReindexer:
         self.verify_search(target, encoder)
         timings["verify_search"] = time.perf_counter() - t
         crash_point("reindex.verified")
+        if approve is not None:
+            t = time.perf_counter()
+            approved = approve(live.collection, target)
+            timings["approve"] = time.perf_counter() - t
+            if not approved:
+                return
         # Writers wait only for this block: the last replay, the copy checks, the swap.
         with self.handle.coordinator.lock.exclusive():
             t = time.perf_counter()
             report.replayed += self._replay(session, live, target, encoder)
             self.verify_copies(live.collection, target)
             crash_point("reindex.before_swap")
+            fail_point("swap")
             self.collections.point_alias_at(target)
+            report.swapped = True
             timings["freeze"] = time.perf_counter() - t
         crash_point("reindex.after_swap")
 

@@ -1,0 +1,117 @@
+"""Retrieval metrics over what Qdrant actually returns, for the promotion gate and `clicktune eval`.
+
+The gate scores the champion on its live collection and the candidate on the collection the reindex
+just built (not yet swapped in), each with its own model embedding the queries: exactly what users
+would get from either, with no second encoding of the corpus. The metric definitions are those of
+sentence-transformers' ``InformationRetrievalEvaluator`` (binary relevance; a test pins the match).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qdrant_client import QdrantClient, models
+
+from clicktune.adapters.models import VersionEncoder
+from clicktune.adapters.qdrant import DOC_ID_KEY
+
+K = 10
+
+
+@dataclass
+class EvalSet:
+    """Queries and the documents (caller ids) that count as relevant for each."""
+
+    queries: dict[str, str]
+    relevant_docs: dict[str, set[str]]
+    name: str = "heldout"
+
+    def __post_init__(self) -> None:
+        self.queries = {q: t for q, t in self.queries.items() if self.relevant_docs.get(q)}
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    @classmethod
+    def from_beir(cls, folder: str | Path, split: str = "test", name: str = "golden") -> EvalSet:
+        from clicktune.scheduler.beir import BeirDataset
+
+        data = BeirDataset.load(folder, splits=(split,))
+        qrels = data.qrels.get(split, {})
+        relevant = {q: {d for d, grade in docs.items() if grade > 0} for q, docs in qrels.items()}
+        return cls(queries=data.split_queries(split), relevant_docs=relevant, name=name)
+
+
+@dataclass
+class Scores:
+    ndcg_at_10: float
+    mrr_at_10: float
+    recall_at_10: float
+    queries: int
+    per_query_ndcg: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def get(self, metric: str) -> float:
+        return {"ndcg@10": self.ndcg_at_10, "mrr@10": self.mrr_at_10, "recall@10": self.recall_at_10}[metric]
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"ndcg@10": self.ndcg_at_10, "mrr@10": self.mrr_at_10, "recall@10": self.recall_at_10,
+                "queries": self.queries}
+
+
+def ir_metrics(rankings: Mapping[str, list[str]], relevant: Mapping[str, set[str]], k: int = K) -> Scores:
+    """nDCG@k, MRR@k and Recall@k averaged over queries, as InformationRetrievalEvaluator defines them."""
+    ndcgs, mrrs, recalls, per_query = [], [], [], {}
+    for qid, rels in relevant.items():
+        if not rels:
+            continue
+        top = rankings.get(qid, [])[:k]
+        gains = [1.0 if doc in rels else 0.0 for doc in top]
+        dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
+        ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(rels), k)))
+        ndcg = dcg / ideal if ideal else 0.0
+        first = next((i for i, g in enumerate(gains) if g), None)
+        ndcgs.append(ndcg)
+        mrrs.append(0.0 if first is None else 1.0 / (first + 1))
+        recalls.append(sum(gains) / len(rels))
+        per_query[qid] = ndcg
+    n = len(ndcgs)
+    mean = (lambda xs: sum(xs) / n) if n else (lambda xs: 0.0)
+    return Scores(mean(ndcgs), mean(mrrs), mean(recalls), n, per_query)
+
+
+def rank_with_collection(
+    client: QdrantClient,
+    collection: str,
+    encoder: VersionEncoder,
+    queries: Mapping[str, str],
+    *,
+    k: int = K,
+    batch_size: int = 32,
+) -> dict[str, list[str]]:
+    """Top-k caller ids per query: the query embedded by ``encoder``, searched exactly in Qdrant."""
+    qids = list(queries)
+    vectors = encoder.encode([queries[q] for q in qids], batch_size=batch_size)
+    rankings: dict[str, list[str]] = {}
+    for start in range(0, len(qids), 64):
+        chunk = qids[start : start + 64]
+        requests = [
+            models.QueryRequest(
+                query=vectors[start + i].tolist(), limit=k, with_payload=[DOC_ID_KEY],
+                params=models.SearchParams(exact=True),
+            )
+            for i in range(len(chunk))
+        ]
+        responses = client.query_batch_points(collection, requests=requests)
+        for qid, response in zip(chunk, responses):
+            rankings[qid] = [str((p.payload or {}).get(DOC_ID_KEY, p.id)) for p in response.points]
+    return rankings
+
+
+def evaluate_collection(
+    client: QdrantClient, collection: str, encoder: VersionEncoder, eval_set: EvalSet, *, batch_size: int = 32
+) -> Scores:
+    rankings = rank_with_collection(client, collection, encoder, eval_set.queries, batch_size=batch_size)
+    return ir_metrics(rankings, eval_set.relevant_docs)
