@@ -9,6 +9,7 @@ sentence-transformers' ``InformationRetrievalEvaluator`` (binary relevance; a te
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,10 @@ from clicktune.adapters.models import VersionEncoder
 from clicktune.adapters.qdrant import DOC_ID_KEY
 
 K = 10
+
+# The gate asks for exact search (a Qdrant server would otherwise answer from HNSW); embedded Qdrant is
+# always exact and warns that the parameter has no effect there, once per query batch.
+warnings.filterwarnings("ignore", message="Local mode performs exact", category=UserWarning)
 
 
 @dataclass

@@ -141,6 +141,7 @@ class ClickTrainer:
         return model, champion
 
     def train(self, train: Dataset, *, info: dict[str, Any] | None = None) -> TrainingResult:
+        import torch
         from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
         from sentence_transformers.base.sampler import BatchSamplers
         from transformers import set_seed
@@ -174,6 +175,7 @@ class ClickTrainer:
                 logging_steps=max(1, rows // (self.config.batch_size * 5)),
                 disable_tqdm=not self.config.show_progress,
                 dataloader_drop_last=False,
+                dataloader_pin_memory=torch.cuda.is_available(),
             )
             trainer = SentenceTransformerTrainer(
                 model=model, args=args, train_dataset=datasets if len(datasets) > 1 else next(iter(datasets.values())),

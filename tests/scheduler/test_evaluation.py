@@ -1,0 +1,77 @@
+"""Our Qdrant-based metrics equal sentence-transformers' InformationRetrievalEvaluator's."""
+
+from __future__ import annotations
+
+import pytest
+
+from clicktune.adapters import ClicktuneSettings
+from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
+from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
+from clicktune.scheduler.evaluation import EvalSet, Scores, evaluate_collection, ir_metrics
+from clicktune.scheduler.gate import PromotionGate
+
+
+def test_ir_metrics_by_hand() -> None:
+    rankings = {"q1": ["a", "b", "c"], "q2": ["x", "y", "z"], "q3": ["m"]}
+    relevant = {"q1": {"b"}, "q2": {"x", "z"}, "q3": {"n"}}
+    s = ir_metrics(rankings, relevant)
+    import math
+
+    ndcg_q1 = (1 / math.log2(3)) / 1.0
+    ndcg_q2 = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    assert s.ndcg_at_10 == pytest.approx((ndcg_q1 + ndcg_q2 + 0) / 3)
+    assert s.mrr_at_10 == pytest.approx((0.5 + 1 + 0) / 3)
+    assert s.recall_at_10 == pytest.approx((1 + 1 + 0) / 3)
+    assert s.queries == 3
+
+
+def test_matches_information_retrieval_evaluator(settings: ClicktuneSettings) -> None:
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    data = BeirDataset.load(BUNDLED_SCIFACT)
+    qrels = data.qrels["test"]
+    qids = list(qrels)[:25]
+    doc_ids = sorted({d for q in qids for d in qrels[q]} | set(list(data.corpus)[:60]))
+    corpus = {d: data.corpus[d].content for d in doc_ids}
+    queries = {q: data.queries[q] for q in qids}
+    relevant = {q: set(qrels[q]) for q in qids}
+
+    with ClicktuneEmbeddings(settings, watch=False) as emb:
+        store = ClicktuneVectorStore(settings, embeddings=emb)
+        store.add_texts(list(corpus.values()), ids=list(corpus))
+        live = store.collections.require_live()
+        ours = evaluate_collection(store.client, live.collection, emb.encoder(live.version), EvalSet(queries, relevant))
+        evaluator = InformationRetrievalEvaluator(queries, corpus, relevant, name="t", write_csv=False,
+                                                  batch_size=32)
+        theirs = evaluator(emb.encoder(live.version).model)
+    assert ours.ndcg_at_10 == pytest.approx(theirs["t_cosine_ndcg@10"], abs=1e-4)
+    assert ours.mrr_at_10 == pytest.approx(theirs["t_cosine_mrr@10"], abs=1e-4)
+    assert ours.recall_at_10 == pytest.approx(theirs["t_cosine_recall@10"], abs=1e-4)
+    assert 0.3 < ours.ndcg_at_10 < 1.0
+
+
+def _scores(ndcg: float, queries: int = 50) -> Scores:
+    return Scores(ndcg, ndcg, ndcg, queries)
+
+
+def test_gate_decisions() -> None:
+    gate = PromotionGate(metric="ndcg@10", min_delta=0.01, min_queries=10, golden_tolerance=0.005)
+    win = gate.decide("v0001", "v0002", {"heldout": _scores(0.50)}, {"heldout": _scores(0.52)})
+    assert win.promoted and "delta +0.0200" in win.reason
+    assert win.champion["heldout"]["ndcg@10"] == 0.50 and win.candidate["heldout"]["ndcg@10"] == 0.52
+    small = gate.decide("v0001", "v0002", {"heldout": _scores(0.50)}, {"heldout": _scores(0.505)})
+    assert not small.promoted and "min_delta" in small.reason
+    few = gate.decide("v0001", "v0002", {"heldout": _scores(0.5, 3)}, {"heldout": _scores(0.9, 3)})
+    assert not few.promoted and "held-out queries" in few.reason
+    golden_drop = gate.decide(
+        "v0001", "v0002",
+        {"heldout": _scores(0.50), "golden": _scores(0.70)},
+        {"heldout": _scores(0.60), "golden": _scores(0.69)},
+    )
+    assert not golden_drop.promoted and "golden" in golden_drop.reason
+    golden_ok = gate.decide(
+        "v0001", "v0002",
+        {"heldout": _scores(0.50), "golden": _scores(0.70)},
+        {"heldout": _scores(0.60), "golden": _scores(0.697)},
+    )
+    assert golden_ok.promoted

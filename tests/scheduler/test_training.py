@@ -1,0 +1,74 @@
+"""The trainer on real pairs with the real model: it learns, registers a candidate, honours weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from datasets import Dataset
+
+from clicktune.adapters import ClicktuneSettings, ModelRegistry
+from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
+from clicktune.scheduler.training import (
+    ClickTrainer,
+    NotEnoughPairsError,
+    TrainingConfig,
+    prepare_datasets,
+    weighted_resample,
+)
+
+
+def test_weighted_resample_follows_weights() -> None:
+    idx = weighted_resample(np.array([1.0, 3.0, 0.0, 4.0]), seed=0)
+    assert len(idx) == 4 and 2 not in idx
+    big = weighted_resample(np.array([1.0, 3.0]), seed=1)
+    assert len(big) == 2
+    counts = np.bincount(weighted_resample(np.array([1.0] * 500 + [9.0] * 500), seed=2), minlength=1000)
+    assert counts[500:].sum() > 4 * counts[:500].sum()
+    with pytest.raises(ValueError):
+        weighted_resample(np.array([1.0, -1.0]), seed=0)
+
+
+def test_prepare_splits_pairs_and_triplets() -> None:
+    rows = Dataset.from_dict(
+        {"anchor": ["q1", "q2", "q3"], "positive": ["p1", "p2", "p3"], "negative": ["n1", None, ""],
+         "weight": [1.0, 1.0, 1.0]}
+    )
+    parts = prepare_datasets(rows, seed=0)
+    assert set(parts) <= {"pairs", "triplets"}
+    assert sum(len(p) for p in parts.values()) == 3
+    if "triplets" in parts:
+        assert parts["triplets"].column_names == ["anchor", "positive", "negative"]
+    if "pairs" in parts:
+        assert parts["pairs"].column_names == ["anchor", "positive"]
+
+
+def _pairs(n: int) -> Dataset:
+    data = BeirDataset.load(BUNDLED_SCIFACT)
+    rows = {"anchor": [], "positive": [], "negative": [], "weight": []}
+    docs = list(data.corpus.values())
+    for i, (qid, rels) in enumerate(list(data.qrels["train"].items())[:n]):
+        rows["anchor"].append(data.queries[qid])
+        rows["positive"].append(data.corpus[next(iter(rels))].content)
+        rows["negative"].append(docs[(i * 7919) % len(docs)].content if i % 2 else None)
+        rows["weight"].append(1.0 + (i % 3))
+    return Dataset.from_dict(rows)
+
+
+def test_trainer_registers_a_candidate(settings: ClicktuneSettings) -> None:
+    registry = ModelRegistry.from_settings(settings)
+    config = TrainingConfig(epochs=1, batch_size=8, max_seq_length=64, min_pairs=8, seed=3)
+    trainer = ClickTrainer(registry, settings, config)
+    result = trainer.train(_pairs(48))
+    assert result.version == "v0002" and result.parent == "v0001"
+    info = registry.get("v0002")
+    assert info.status == "candidate"
+    assert info.training["pairs"] == 48 and info.training["start_from"] == "base"
+    assert info.max_seq_length == settings.max_seq_length  # serving length restored after training
+    assert (registry.path("v0002") / "README.md").is_file()  # sentence-transformers' model card
+    assert registry.current() == "v0001"  # training never changes what is live
+    base = registry.load_model("v0001").encode(["a claim about cells"], normalize_embeddings=True)
+    tuned = registry.load_model("v0002").encode(["a claim about cells"], normalize_embeddings=True)
+    assert not np.allclose(base, tuned, atol=1e-4)
+
+    with pytest.raises(NotEnoughPairsError, match="train_min_pairs"):
+        ClickTrainer(registry, settings, TrainingConfig(min_pairs=100)).train(_pairs(10))
