@@ -31,6 +31,9 @@ class ClicktuneSettings(BaseSettings):
     max_seq_length: int | None = Field(default=256, ge=8, description="Token limit per text; None keeps the model's.")
     device: str | None = Field(default=None, description="torch device; None lets sentence-transformers pick.")
     batch_size: int = Field(default=32, ge=1, description="Texts per forward pass when encoding.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto", description="auto = bf16 where the hardware runs it natively (AVX512-BF16/AMX, CUDA), else fp32."
+    )
     allow_download: bool = Field(
         default=True, description="May a hub name missing from the local cache be downloaded? Off = fail at once."
     )
