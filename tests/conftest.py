@@ -1,7 +1,7 @@
 """Shared fixtures: a real registry bootstrapped once from the packaged model, cheaply cloned per test.
 
-Model weights in a registry are immutable (metadata is rewritten by os.replace, which makes a new
-inode), so a per-test registry can hard-link the template's files instead of copying 90 MB.
+Model weights in a registry are immutable, so a per-test registry hard-links the template's weight
+files instead of copying 90 MB; small files (metadata, CURRENT) are copied.
 """
 
 from __future__ import annotations
@@ -29,8 +29,16 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+def _link_large_copy_small(src: str, dst: str) -> None:
+    # Weights are never written in place; metadata files may be (tests corrupt them on purpose).
+    if os.path.getsize(src) > 1_000_000:
+        os.link(src, dst)
+    else:
+        shutil.copy2(src, dst)
+
+
 def clone_home(template: Path, target: Path) -> Path:
-    shutil.copytree(template / "registry", target / "registry", copy_function=os.link)
+    shutil.copytree(template / "registry", target / "registry", copy_function=_link_large_copy_small)
     return target
 
 
