@@ -37,3 +37,31 @@ class CorruptRegistryError(RegistryError):
 
 class NothingToRollBackError(RegistryError):
     """Rollback was asked for but there is no previous version to go back to."""
+
+
+class FeedbackError(ClicktuneError, ValueError):
+    """Base class: an impression or click cannot be stored as given (nothing was stored)."""
+
+
+class MalformedIdError(FeedbackError):
+    """A search id is not a UUID, or a document id is empty or too long."""
+
+
+class UnknownSearchError(FeedbackError, LookupError):
+    """No impression was logged under this search id."""
+
+
+class DocNotShownError(FeedbackError):
+    """The clicked document was not among the results shown by that search."""
+
+
+class InvalidDwellError(FeedbackError):
+    """Dwell time is negative or not a finite number."""
+
+
+class InvalidGradeError(FeedbackError):
+    """An explicit grade is outside 0..max_grade."""
+
+
+class ClickWindowExpiredError(FeedbackError):
+    """The click arrives later than the click window allows after its search."""

@@ -84,6 +84,12 @@ class ClicktuneSettings(BaseSettings):
     misfire_grace_seconds: int = Field(default=300, ge=1)
     lock_lease_seconds: int = Field(default=600, ge=10, description="Retrain lock lease; renewed while alive.")
 
+    # Feedback -----------------------------------------------------------------------------------
+    log_impressions: bool = Field(default=True, description="Log every search as an impression.")
+    click_window_seconds: float = Field(default=7 * 24 * 3600, gt=0, description="Latest click after a search.")
+    max_grade: int = Field(default=3, ge=1, description="Explicit grades go from 0 to this.")
+    feedback_window_days: float | None = Field(default=90, gt=0, description="Clicks older than this are not mined.")
+
     progress: bool | None = Field(default=None, description="Progress bars: None = only on a TTY.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -1,0 +1,331 @@
+"""The click log: impressions, clicks, the retrain lock and run history, on SQLAlchemy 2.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout and takes write transactions with
+``BEGIN IMMEDIATE``, so several processes on one machine queue for the write lock instead of failing
+with "database is locked". Any other SQLAlchemy URL (PostgreSQL) works unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from clicktune.adapters.clicklog import schema as t
+from clicktune.adapters.clicklog.records import Click, FeedbackEvent, Impression, ShownResult, utcnow
+from clicktune.adapters.errors import (
+    ClickWindowExpiredError,
+    ConfigurationError,
+    DocNotShownError,
+    FeedbackError,
+    InvalidDwellError,
+    InvalidGradeError,
+    MalformedIdError,
+    UnknownSearchError,
+)
+from clicktune.adapters.settings import ClicktuneSettings
+
+MAX_DOC_ID_LENGTH = 512
+
+
+def _sqlite_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class ClickLog:
+    """Everything the loop remembers between runs, in one database."""
+
+    def __init__(self, url: str, *, click_window: timedelta = timedelta(days=7), max_grade: int = 3) -> None:
+        try:
+            backend = make_url(url).get_backend_name()
+        except Exception as exc:  # noqa: BLE001 - sqlalchemy raises several types for bad URLs
+            raise ConfigurationError(f"feedback_url {url!r} is not a SQLAlchemy URL: {exc}") from exc
+        self.url = url
+        self.engine = _sqlite_engine(url) if backend == "sqlite" else create_engine(url, pool_pre_ping=True)
+        self.dialect = self.engine.dialect.name
+        self.click_window = click_window
+        self.max_grade = max_grade
+        self._create_schema()
+
+    @classmethod
+    def from_settings(cls, settings: ClicktuneSettings) -> ClickLog:
+        return cls(
+            settings.resolved_feedback_url,
+            click_window=timedelta(seconds=settings.click_window_seconds),
+            max_grade=settings.max_grade,
+        )
+
+    def _create_schema(self) -> None:
+        t.metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            version = conn.execute(select(t.schema_info.c.version).where(t.schema_info.c.id == 1)).scalar()
+            if version is None:
+                self._insert_ignore(conn, t.schema_info, [{"id": 1, "version": t.SCHEMA_VERSION}], ["id"])
+            elif version > t.SCHEMA_VERSION:
+                raise ConfigurationError(
+                    f"feedback database {self.url} has schema {version}, newer than this clicktune "
+                    f"({t.SCHEMA_VERSION}): upgrade clicktune"
+                )
+
+    def _insert_ignore(self, conn: Connection, table: Any, rows: list[dict], keys: list[str]) -> int:
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        stmt = dialect.insert(table).values(rows).on_conflict_do_nothing(index_elements=keys)
+        return conn.execute(stmt).rowcount
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # Impressions -------------------------------------------------------------------------------
+    def log_impression(self, impression: Impression) -> None:
+        _check_search_id(impression.search_id)
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.impressions).values(
+                search_id=impression.search_id, query=impression.query, created_at=impression.created_at,
+                model_version=impression.model_version, collection=impression.collection,
+                user_id=impression.user_id, session_id=impression.session_id,
+            ))
+            if impression.results:
+                conn.execute(insert(t.impression_results), [
+                    {"search_id": impression.search_id, "doc_id": r.doc_id, "rank": r.rank, "score": r.score}
+                    for r in impression.results
+                ])
+
+    def get_impression(self, search_id: str) -> Impression | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.impressions).where(t.impressions.c.search_id == search_id)).mappings().first()
+            if row is None:
+                return None
+            results = conn.execute(
+                select(t.impression_results).where(t.impression_results.c.search_id == search_id)
+                .order_by(t.impression_results.c.rank)
+            ).mappings().all()
+        return _impression(row, results)
+
+    # Clicks ------------------------------------------------------------------------------------
+    def record_click(
+        self,
+        search_id: str,
+        doc_id: str,
+        *,
+        dwell: float | None = None,
+        grade: int | None = None,
+        user: str | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Store one click; True if new, False if this (search, doc) click was already stored."""
+        return self.record_clicks([{"search_id": search_id, "doc_id": doc_id, "dwell": dwell, "grade": grade,
+                                    "user": user}], now=now)[0]
+
+    def record_clicks(self, clicks: Iterable[Mapping[str, Any]], *, now: datetime | None = None) -> list[bool]:
+        """All or nothing: every click is validated before any is written; one bad click stores none."""
+        now = now or utcnow()
+        batch = [dict(c) for c in clicks]
+        for i, click in enumerate(batch):
+            try:
+                _check_search_id(click.get("search_id"))
+                _check_doc_id(click.get("doc_id"))
+                _check_dwell(click.get("dwell"))
+                _check_grade(click.get("grade"), self.max_grade)
+            except FeedbackError as exc:
+                raise type(exc)(f"click {i}: {exc}" if len(batch) > 1 else str(exc)) from None
+        stored: list[bool] = []
+        with self.engine.begin() as conn:
+            search_ids = sorted({c["search_id"] for c in batch})
+            found = {r.search_id: r.created_at for r in conn.execute(
+                select(t.impressions.c.search_id, t.impressions.c.created_at)
+                .where(t.impressions.c.search_id.in_(search_ids)))}
+            shown: dict[str, set[str]] = {}
+            for r in conn.execute(select(t.impression_results.c.search_id, t.impression_results.c.doc_id)
+                                  .where(t.impression_results.c.search_id.in_(search_ids))):
+                shown.setdefault(r.search_id, set()).add(r.doc_id)
+            for i, click in enumerate(batch):
+                prefix = f"click {i}: " if len(batch) > 1 else ""
+                created = found.get(click["search_id"])
+                if created is None:
+                    raise UnknownSearchError(f"{prefix}no search {click['search_id']} was logged; pass the "
+                                             "metadata['search_id'] of a result this app returned")
+                if click["doc_id"] not in shown.get(click["search_id"], set()):
+                    raise DocNotShownError(f"{prefix}document {click['doc_id']!r} was not shown by search "
+                                           f"{click['search_id']}; pass the Document.id of one of its results")
+                if now - created > self.click_window:
+                    raise ClickWindowExpiredError(
+                        f"{prefix}search {click['search_id']} is {now - created} old, past the click window of "
+                        f"{self.click_window}; late clicks are not trusted as feedback"
+                    )
+            for click in batch:
+                inserted = self._insert_ignore(conn, t.clicks, [{
+                    "search_id": click["search_id"], "doc_id": click["doc_id"], "created_at": now,
+                    "dwell_seconds": click.get("dwell"), "grade": click.get("grade"), "user_id": click.get("user"),
+                }], ["search_id", "doc_id"])
+                stored.append(inserted == 1)
+        return stored
+
+    def count_clicks(self, since: datetime | None = None) -> int:
+        query = select(func.count()).select_from(t.clicks)
+        if since is not None:
+            query = query.where(t.clicks.c.created_at > since)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def iter_feedback(
+        self, since: datetime | None = None, until: datetime | None = None, *, chunk: int = 1000
+    ) -> Iterator[FeedbackEvent]:
+        """Impressions in the window (by search time), each with its results and clicks, oldest first."""
+        last: tuple[datetime, str] | None = None
+        while True:
+            query = select(t.impressions).order_by(t.impressions.c.created_at, t.impressions.c.search_id).limit(chunk)
+            if since is not None:
+                query = query.where(t.impressions.c.created_at >= since)
+            if until is not None:
+                query = query.where(t.impressions.c.created_at < until)
+            if last is not None:
+                query = query.where(
+                    (t.impressions.c.created_at > last[0])
+                    | ((t.impressions.c.created_at == last[0]) & (t.impressions.c.search_id > last[1]))
+                )
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).mappings().all()
+                if not rows:
+                    return
+                ids = [r["search_id"] for r in rows]
+                results: dict[str, list] = {}
+                for r in conn.execute(select(t.impression_results).where(t.impression_results.c.search_id.in_(ids))
+                                      .order_by(t.impression_results.c.rank)).mappings():
+                    results.setdefault(r["search_id"], []).append(r)
+                clicks: dict[str, list[Click]] = {}
+                for c in conn.execute(select(t.clicks).where(t.clicks.c.search_id.in_(ids))
+                                      .order_by(t.clicks.c.created_at, t.clicks.c.id)).mappings():
+                    clicks.setdefault(c["search_id"], []).append(Click(
+                        search_id=c["search_id"], doc_id=c["doc_id"], dwell_seconds=c["dwell_seconds"],
+                        grade=c["grade"], user_id=c["user_id"], created_at=c["created_at"]))
+            for row in rows:
+                yield FeedbackEvent(impression=_impression(row, results.get(row["search_id"], [])),
+                                    clicks=clicks.get(row["search_id"], []))
+            last = (rows[-1]["created_at"], rows[-1]["search_id"])
+
+    def stats(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                "impressions": int(conn.execute(select(func.count()).select_from(t.impressions)).scalar() or 0),
+                "clicks": int(conn.execute(select(func.count()).select_from(t.clicks)).scalar() or 0),
+            }
+
+    # The retrain lock (a lease) ------------------------------------------------------------------
+    def acquire_lock(self, name: str, owner: str, lease_seconds: float) -> bool:
+        """Take ``name`` if free, expired or already ours; one atomic upsert on either backend."""
+        now = utcnow()
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        stmt = dialect.insert(t.locks).values(name=name, owner=owner, expires_at=now + timedelta(seconds=lease_seconds))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"owner": stmt.excluded.owner, "expires_at": stmt.excluded.expires_at},
+            where=(t.locks.c.expires_at < now) | (t.locks.c.owner == owner),
+        ).returning(t.locks.c.owner)
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).scalar() == owner
+
+    def renew_lock(self, name: str, owner: str, lease_seconds: float) -> bool:
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                t.locks.update().where((t.locks.c.name == name) & (t.locks.c.owner == owner))
+                .values(expires_at=utcnow() + timedelta(seconds=lease_seconds))
+            ).rowcount
+        return updated == 1
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(
+                t.locks.delete().where((t.locks.c.name == name) & (t.locks.c.owner == owner))
+            ).rowcount == 1
+
+    def lock_holder(self, name: str) -> tuple[str, datetime] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.locks.c.owner, t.locks.c.expires_at).where(t.locks.c.name == name)).first()
+        return (row.owner, row.expires_at) if row and row.expires_at > utcnow() else None
+
+    # Run history ---------------------------------------------------------------------------------
+    def record_run(self, started_at: datetime, outcome: Mapping[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.runs).values(started_at=started_at, finished_at=utcnow(),
+                                               status=str(outcome.get("status")), outcome=dict(outcome)))
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.runs).order_by(t.runs.c.id.desc()).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def last_run(self, *, attempted_only: bool = True) -> dict[str, Any] | None:
+        """The latest run that did work (skipped and locked runs don't reset the click counter)."""
+        query = select(t.runs).order_by(t.runs.c.id.desc()).limit(1)
+        if attempted_only:
+            query = query.where(t.runs.c.status.notin_(["skipped", "locked"]))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
+
+
+def _impression(row: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) -> Impression:
+    return Impression(
+        search_id=row["search_id"], query=row["query"], model_version=row["model_version"],
+        collection=row["collection"], user_id=row["user_id"], session_id=row["session_id"],
+        created_at=row["created_at"],
+        results=[ShownResult(doc_id=r["doc_id"], rank=r["rank"], score=r["score"]) for r in results],
+    )
+
+
+def _check_search_id(value: Any) -> None:
+    try:
+        uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise MalformedIdError(f"search id {value!r} is not a UUID; use metadata['search_id'] of a result") from None
+    if not isinstance(value, str):
+        raise MalformedIdError(f"search id must be a string, got {type(value).__name__}")
+
+
+def _check_doc_id(value: Any) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_DOC_ID_LENGTH:
+        raise MalformedIdError(
+            f"document id {value!r} must be a non-empty string of at most {MAX_DOC_ID_LENGTH} characters "
+            "(the Document.id of a result)"
+        )
+
+
+def _check_dwell(value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidDwellError(f"dwell {value!r} must be a finite number of seconds >= 0, or None")
+
+
+def _check_grade(value: Any, max_grade: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= max_grade:
+        raise InvalidGradeError(f"grade {value!r} must be an integer from 0 to {max_grade}, or None")
