@@ -97,7 +97,8 @@ class ClickLog:
     def _insert_ignore(self, conn: Connection, table: Any, rows: list[dict], keys: list[str]) -> int:
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         stmt = dialect.insert(table).values(rows).on_conflict_do_nothing(index_elements=keys)
-        return conn.execute(stmt).rowcount
+        # RETURNING, not rowcount: drivers disagree on rowcount for multi-row and conflicting inserts.
+        return len(conn.execute(stmt.returning(table.c[keys[0]])).all())
 
     def close(self) -> None:
         self.engine.dispose()
