@@ -18,6 +18,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from qdrant_client import QdrantClient
 
+from clicktune.adapters.clicklog import ClickLog, Impression, ImpressionLogger, ShownResult
 from clicktune.adapters.qdrant import IndexHandle, LiveCollection, VersionCollectionStore
 from clicktune.adapters.settings import ClicktuneSettings, load_settings
 from clicktune.plugin.embeddings import ClicktuneEmbeddings
@@ -45,6 +46,8 @@ class ClicktuneVectorStore(VectorStore):
         client: QdrantClient | None = None,
         annotate_results: bool = True,
         mirror_writes_to_previous: bool = True,
+        log_impressions: bool | None = None,
+        feedback: ClickLog | None = None,
         **setting_overrides: Any,
     ) -> None:
         self.settings = load_settings(settings, **setting_overrides)
@@ -59,6 +62,9 @@ class ClicktuneVectorStore(VectorStore):
         self.coordinator = self.handle.coordinator
         self.annotate_results = annotate_results
         self.mirror_writes_to_previous = mirror_writes_to_previous
+        self.log_impressions = self.settings.log_impressions if log_impressions is None else log_impressions
+        self._feedback = feedback
+        self._impression_logger: ImpressionLogger | None = None
         self._stores: dict[str, VersionCollectionStore] = {}
         self._stores_lock = threading.Lock()
         self._bootstrap_lock = threading.Lock()
@@ -81,6 +87,19 @@ class ClicktuneVectorStore(VectorStore):
                 )
                 self._stores[live.collection] = store
             return store
+
+    @property
+    def feedback(self) -> ClickLog:
+        """The click log impressions go to (opened on first use)."""
+        if self._feedback is None:
+            self._feedback = ClickLog.from_settings(self.settings)
+        return self._feedback
+
+    @property
+    def impression_logger(self) -> ImpressionLogger:
+        if self._impression_logger is None:
+            self._impression_logger = ImpressionLogger(self.feedback)
+        return self._impression_logger
 
     def live(self) -> LiveCollection | None:
         return self.collections.live()
@@ -159,13 +178,21 @@ class ClicktuneVectorStore(VectorStore):
         return self.store_for(live).get_by_ids(list(ids))
 
     def similarity_search_with_score(
-        self, query: str, k: int = 4, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        log_impression: bool | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
+        """Search the live collection; ``log_impression`` / ``user_id`` / ``session_id`` feed the click log."""
         live = self.collections.live()
         if live is None:
             return []
         results = self.store_for(live).similarity_search_with_score(query, k, **kwargs)
-        return self._annotate(results, live)
+        return self._finish(query, results, live, log_impression, user_id, session_id)
 
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
@@ -181,24 +208,52 @@ class ClicktuneVectorStore(VectorStore):
         live = self.collections.live()
         if live is None:
             return []
+        log_impression = kwargs.pop("log_impression", None)
+        user_id, session_id = kwargs.pop("user_id", None), kwargs.pop("session_id", None)
         docs = self.store_for(live).max_marginal_relevance_search(query, k, fetch_k, lambda_mult, **kwargs)
-        return [doc for doc, _ in self._annotate([(d, float("nan")) for d in docs], live)]
+        results = [(d, float("nan")) for d in docs]
+        return [doc for doc, _ in self._finish(query, results, live, log_impression, user_id, session_id)]
 
-    def _annotate(
-        self, results: list[tuple[Document, float]], live: LiveCollection
+    def _finish(
+        self,
+        query: str,
+        results: list[tuple[Document, float]],
+        live: LiveCollection,
+        log_impression: bool | None,
+        user_id: str | None,
+        session_id: str | None,
     ) -> list[tuple[Document, float]]:
-        """Stamp provenance on each result: which search, which rank, which model on both sides."""
+        """Stamp provenance on each result (search, rank, model on both sides) and log the impression.
+
+        A logging failure never fails the search: it is a warning and ``impression_logger.failures``.
+        """
         if not self.annotate_results:
             return results
         search_id = str(uuid.uuid4())
+        query_version = self.store_for(live).embeddings.current_version  # type: ignore[union-attr]
         for rank, (doc, _score) in enumerate(results, start=1):
-            doc.metadata.update(
-                search_id=search_id,
-                rank=rank,
-                model_version=live.version,
-                query_model_version=self.store_for(live).embeddings.current_version,  # type: ignore[union-attr]
-            )
+            doc.metadata.update(search_id=search_id, rank=rank, model_version=live.version,
+                                query_model_version=query_version)
+        if results and (self.log_impressions if log_impression is None else log_impression):
+            self.impression_logger.log(Impression(
+                search_id=search_id, query=query, model_version=live.version, collection=live.collection,
+                user_id=user_id, session_id=session_id,
+                results=[ShownResult(doc_id=str(doc.id), rank=rank, score=None if score != score else float(score))
+                         for rank, (doc, score) in enumerate(results, start=1)],
+            ))
         return results
+
+    # Clicks ------------------------------------------------------------------------------------
+    def record_click(
+        self, search_id: str, doc_id: str, *, dwell: float | None = None, grade: int | None = None,
+        user: str | None = None,
+    ) -> bool:
+        """Report that a user opened ``doc_id`` from search ``search_id``; True if newly stored."""
+        return self.feedback.record_click(search_id, doc_id, dwell=dwell, grade=grade, user=user)
+
+    def record_clicks(self, clicks: list[dict[str, Any]]) -> list[bool]:
+        """Several clicks at once, all or nothing (keys: search_id, doc_id, dwell, grade, user)."""
+        return self.feedback.record_clicks(clicks)
 
     # Construction ------------------------------------------------------------------------------
     @classmethod

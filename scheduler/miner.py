@@ -1,0 +1,172 @@
+"""From impressions and clicks to training pairs, held-out queries and statistics.
+
+For every click: the clicked document is a positive for the query; documents shown *above* it and
+not clicked in that search are hard negatives ("skip-above": the user saw them and preferred the
+click). Each click weighs ``1 / propensity(rank)`` (clipped), a user contributes at most
+``max_clicks_per_user`` clicks, a (query, document) pair needs ``min_clicks`` clicks, and pairs are
+de-duplicated by normalised query text. Queries are split into train and held-out by a hash of their
+normalised text, so the same query never lands on both sides and the split is stable across runs.
+
+One hard negative per row (the most often skipped one): MultipleNegativesRankingLoss needs the same
+number of columns in every row, and the in-batch negatives already supply many more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from clicktune.adapters.clicklog import ClickLog, FeedbackEvent
+from clicktune.scheduler.propensity import PropensityModel
+
+DocTexts = Callable[[list[str]], dict[str, str]]
+
+
+def normalize_query(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().lower())
+
+
+def query_key(text: str) -> str:
+    return hashlib.blake2b(normalize_query(text).encode("utf-8"), digest_size=8).hexdigest()
+
+
+def is_heldout(text: str, fraction: float) -> bool:
+    """Deterministic by query text: the first 8 bytes of blake2b as a uniform number in [0, 1)."""
+    return int(query_key(text), 16) / 2**64 < fraction
+
+
+@dataclass
+class MiningConfig:
+    window_days: float | None = 90.0
+    heldout_fraction: float = 0.2
+    min_clicks: int = 1
+    max_clicks_per_user: int | None = 200
+    max_weight: float = 10.0
+    eta: float = 1.0
+    min_impressions_per_rank: int = 200
+
+
+@dataclass
+class _Pair:
+    query: str
+    doc_id: str
+    clicks: int = 0
+    weight: float = 0.0
+    negatives: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class MinedFeedback:
+    train: Any  # datasets.Dataset: anchor, positive, negative (str or None), weight
+    eval_queries: dict[str, str]
+    eval_relevant: dict[str, set[str]]
+    stats: dict[str, Any]
+
+    def stats_dict(self) -> dict[str, Any]:
+        return dict(self.stats)
+
+
+def mine_events(
+    events: Iterable[FeedbackEvent], doc_texts: DocTexts, config: MiningConfig | None = None
+) -> MinedFeedback:
+    from datasets import Dataset
+
+    cfg = config or MiningConfig()
+    events = list(events)
+    impressions_by_rank: Counter[int] = Counter()
+    clicks_by_rank: Counter[int] = Counter()
+    for event in events:
+        clicked = {c.doc_id for c in event.clicks}
+        for shown in event.impression.results:
+            impressions_by_rank[shown.rank] += 1
+            clicks_by_rank[shown.rank] += shown.doc_id in clicked
+    propensities = PropensityModel(cfg.eta, cfg.min_impressions_per_rank).fit(impressions_by_rank, clicks_by_rank)
+
+    pairs: dict[tuple[str, str], _Pair] = {}
+    per_user: Counter[str] = Counter()
+    capped = 0
+    for event in events:
+        ranks = {r.doc_id: r.rank for r in event.impression.results}
+        clicked = {c.doc_id for c in event.clicks}
+        key = normalize_query(event.impression.query)
+        for click in sorted(event.clicks, key=lambda c: c.created_at):
+            user = click.user_id or event.impression.user_id or ""
+            if cfg.max_clicks_per_user is not None and user:
+                if per_user[user] >= cfg.max_clicks_per_user:
+                    capped += 1
+                    continue
+                per_user[user] += 1
+            rank = ranks[click.doc_id]
+            pair = pairs.setdefault((key, click.doc_id), _Pair(event.impression.query, click.doc_id))
+            pair.clicks += 1
+            pair.weight += min(cfg.max_weight, 1.0 / propensities.get(rank, (1.0, ""))[0])
+            for doc_id, shown_rank in ranks.items():
+                if shown_rank < rank and doc_id not in clicked:
+                    pair.negatives[doc_id] += 1
+
+    positives_by_query: dict[str, set[str]] = defaultdict(set)
+    supported = [p for p in pairs.values() if p.clicks >= cfg.min_clicks]
+    for p in supported:
+        positives_by_query[normalize_query(p.query)].add(p.doc_id)
+
+    needed = sorted({p.doc_id for p in supported} | {d for p in supported for d in p.negatives})
+    texts = doc_texts(needed) if needed else {}
+
+    train_rows: dict[str, list] = {"anchor": [], "positive": [], "negative": [], "weight": []}
+    eval_queries: dict[str, str] = {}
+    eval_relevant: dict[str, set[str]] = defaultdict(set)
+    missing = negatives_used = 0
+    for p in sorted(supported, key=lambda p: (normalize_query(p.query), p.doc_id)):
+        if p.doc_id not in texts:
+            missing += 1
+            continue
+        key = normalize_query(p.query)
+        if is_heldout(p.query, cfg.heldout_fraction):
+            qid = query_key(p.query)
+            eval_queries[qid] = p.query
+            eval_relevant[qid].add(p.doc_id)
+            continue
+        negative = next(
+            (d for d, _ in sorted(p.negatives.items(), key=lambda kv: (-kv[1], kv[0]))
+             if d not in positives_by_query[key] and d in texts),
+            None,
+        )
+        negatives_used += negative is not None
+        train_rows["anchor"].append(p.query)
+        train_rows["positive"].append(texts[p.doc_id])
+        train_rows["negative"].append(texts[negative] if negative else None)
+        train_rows["weight"].append(p.weight)
+    if train_rows["weight"]:
+        mean = sum(train_rows["weight"]) / len(train_rows["weight"])
+        train_rows["weight"] = [w / mean for w in train_rows["weight"]]
+
+    stats = {
+        "impressions": len(events),
+        "clicks": sum(len(e.clicks) for e in events),
+        "clicks_capped_per_user": capped,
+        "pairs": len(supported),
+        "pairs_below_support": len(pairs) - len(supported),
+        "pairs_missing_text": missing,
+        "train_pairs": len(train_rows["anchor"]),
+        "train_queries": len({normalize_query(a) for a in train_rows["anchor"]}),
+        "train_with_negative": negatives_used,
+        "heldout_queries": len(eval_queries),
+        "ctr_by_rank": {r: clicks_by_rank[r] / n for r, n in sorted(impressions_by_rank.items()) if n},
+        "propensities": {r: {"value": v, "source": s} for r, (v, s) in propensities.items()},
+    }
+    return MinedFeedback(Dataset.from_dict(train_rows), eval_queries, dict(eval_relevant), stats)
+
+
+def mine_feedback(
+    log: ClickLog, doc_texts: DocTexts, config: MiningConfig | None = None, *, now: datetime | None = None
+) -> MinedFeedback:
+    """Mine the click log's window (``window_days`` back from ``now``)."""
+    cfg = config or MiningConfig()
+    now = now or datetime.now(timezone.utc)
+    since = now - timedelta(days=cfg.window_days) if cfg.window_days else None
+    return mine_events(log.iter_feedback(since=since, until=now), doc_texts, cfg)

@@ -1,0 +1,140 @@
+"""The click log on real SQLite and real PostgreSQL: validation, idempotence, atomicity, the lease lock."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from clicktune.adapters.clicklog import ClickLog, Impression, ShownResult
+from clicktune.adapters.clicklog import schema as t
+from clicktune.adapters.errors import (
+    ClickWindowExpiredError,
+    DocNotShownError,
+    InvalidDwellError,
+    InvalidGradeError,
+    MalformedIdError,
+    UnknownSearchError,
+)
+
+
+def _impression(log: ClickLog, docs=("a", "b", "c"), **kw) -> str:
+    sid = str(uuid.uuid4())
+    log.log_impression(Impression(
+        search_id=sid, query=kw.pop("query", "vitamin d"), model_version="v0001", collection="docs__v0001",
+        results=[ShownResult(doc_id=d, rank=i, score=1 - i / 10) for i, d in enumerate(docs, start=1)], **kw))
+    return sid
+
+
+def _snapshot(log: ClickLog) -> tuple:
+    with log.engine.connect() as conn:
+        return tuple(conn.execute(select(func.count()).select_from(tb)).scalar()
+                     for tb in (t.impressions, t.impression_results, t.clicks))
+
+
+def test_impressions_round_trip(db_url: str) -> None:
+    log = ClickLog(db_url)
+    sid = _impression(log, user_id="u1", session_id="s1")
+    got = log.get_impression(sid)
+    assert got is not None and [r.doc_id for r in got.results] == ["a", "b", "c"]
+    assert got.user_id == "u1" and got.created_at.tzinfo is not None
+    assert log.get_impression(str(uuid.uuid4())) is None
+
+
+def test_clicks_are_idempotent(db_url: str) -> None:
+    log = ClickLog(db_url)
+    sid = _impression(log)
+    assert log.record_click(sid, "b", dwell=12.5, grade=2, user="u1") is True
+    assert log.record_click(sid, "b", dwell=99.0) is False
+    assert log.count_clicks() == 1
+    (event,) = list(log.iter_feedback())
+    assert [(c.doc_id, c.dwell_seconds, c.grade, c.user_id) for c in event.clicks] == [("b", 12.5, 2, "u1")]
+
+
+@pytest.mark.parametrize(
+    "click, error, message",
+    [
+        ({"search_id": "not-a-uuid", "doc_id": "a"}, MalformedIdError, "not a UUID"),
+        ({"search_id": "SID", "doc_id": ""}, MalformedIdError, "non-empty"),
+        ({"search_id": "SID", "doc_id": "x" * 600}, MalformedIdError, "at most 512"),
+        ({"search_id": str(uuid.UUID(int=7)), "doc_id": "a"}, UnknownSearchError, "was logged"),
+        ({"search_id": "SID", "doc_id": "zzz"}, DocNotShownError, "was not shown"),
+        ({"search_id": "SID", "doc_id": "a", "dwell": -1.0}, InvalidDwellError, ">= 0"),
+        ({"search_id": "SID", "doc_id": "a", "dwell": float("nan")}, InvalidDwellError, "finite"),
+        ({"search_id": "SID", "doc_id": "a", "grade": 4}, InvalidGradeError, "0 to 3"),
+        ({"search_id": "SID", "doc_id": "a", "grade": True}, InvalidGradeError, "integer"),
+    ],
+)
+def test_bad_clicks_raise_and_store_nothing(db_url: str, click: dict, error: type, message: str) -> None:
+    log = ClickLog(db_url)
+    sid = _impression(log)
+    log.record_click(sid, "c")
+    before = _snapshot(log)
+    click = {k: (sid if v == "SID" else v) for k, v in click.items()}
+    with pytest.raises(error, match=message):
+        log.record_click(click.pop("search_id"), click.pop("doc_id"), **click)
+    assert _snapshot(log) == before
+
+
+def test_late_click_is_refused(db_url: str) -> None:
+    log = ClickLog(db_url, click_window=timedelta(hours=1))
+    sid = _impression(log)
+    before = _snapshot(log)
+    with pytest.raises(ClickWindowExpiredError, match="click window"):
+        log.record_click(sid, "a", now=datetime.now(timezone.utc) + timedelta(hours=2))
+    assert _snapshot(log) == before
+
+
+def test_a_batch_with_one_bad_click_stores_none(db_url: str) -> None:
+    log = ClickLog(db_url)
+    sid = _impression(log)
+    before = _snapshot(log)
+    with pytest.raises(DocNotShownError, match="click 2"):
+        log.record_clicks([{"search_id": sid, "doc_id": "a"}, {"search_id": sid, "doc_id": "b"},
+                           {"search_id": sid, "doc_id": "nope"}])
+    assert _snapshot(log) == before
+    assert log.record_clicks([{"search_id": sid, "doc_id": "a"}, {"search_id": sid, "doc_id": "a"}]) == [True, False]
+
+
+def test_feedback_window_and_counts(db_url: str) -> None:
+    log = ClickLog(db_url)
+    first = _impression(log, query="one")
+    log.record_click(first, "a")
+    middle = datetime.now(timezone.utc)
+    second = _impression(log, query="two")
+    log.record_click(second, "b")
+    assert log.count_clicks() == 2 and log.count_clicks(since=middle) == 1
+    assert [e.impression.query for e in log.iter_feedback(since=middle)] == ["two"]
+    assert [e.impression.query for e in log.iter_feedback(until=middle)] == ["one"]
+    assert [e.impression.query for e in log.iter_feedback(chunk=1)] == ["one", "two"]
+    assert log.stats() == {"impressions": 2, "clicks": 2}
+
+
+def test_lease_lock(db_url: str) -> None:
+    log = ClickLog(db_url)
+    assert log.acquire_lock("retrain", "A", 60)
+    assert not log.acquire_lock("retrain", "B", 60)
+    assert log.acquire_lock("retrain", "A", 60)  # re-entrant for its owner
+    assert not log.release_lock("retrain", "B")
+    assert log.lock_holder("retrain")[0] == "A"
+    assert log.renew_lock("retrain", "A", 60) and not log.renew_lock("retrain", "B", 60)
+    assert log.release_lock("retrain", "A")
+    assert log.acquire_lock("retrain", "B", 0.01)
+    import time
+
+    time.sleep(0.05)  # B's lease expires: a dead holder does not block forever
+    assert log.lock_holder("retrain") is None
+    assert log.acquire_lock("retrain", "A", 60)
+
+
+def test_run_history(db_url: str) -> None:
+    log = ClickLog(db_url)
+    assert log.last_run() is None
+    start = datetime.now(timezone.utc)
+    log.record_run(start, {"status": "rejected", "reason": "too small"})
+    log.record_run(datetime.now(timezone.utc), {"status": "skipped", "reason": "few clicks"})
+    assert log.last_run()["status"] == "rejected"
+    assert [r["status"] for r in log.runs()] == ["skipped", "rejected"]
+    assert log.runs()[1]["outcome"]["reason"] == "too small"
