@@ -1,0 +1,80 @@
+"""Searches log impressions; clicks on their results are stored; a broken log never breaks a search."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlalchemy import text
+
+from clicktune.adapters import ClicktuneSettings
+from clicktune.adapters.clicklog import ClickLog
+from clicktune.adapters.errors import DocNotShownError, UnknownSearchError
+from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore, record_click, record_clicks, set_default_click_log
+
+DOCS = {
+    "fracture-1": "Vitamin D supplements lower the risk of hip fractures.",
+    "contract-7": "A contract without consideration is void.",
+    "rates-3": "The central bank raised rates by fifty basis points.",
+}
+
+
+@pytest.fixture
+def store(settings: ClicktuneSettings):
+    with ClicktuneEmbeddings(settings, watch=False) as emb:
+        store = ClicktuneVectorStore(settings, embeddings=emb)
+        store.add_texts(list(DOCS.values()), ids=list(DOCS))
+        yield store
+
+
+def test_search_logs_an_impression_with_ranks(store: ClicktuneVectorStore) -> None:
+    docs = store.similarity_search("vitamin D and bones", k=3, user_id="alice", session_id="s-1")
+    sid = docs[0].metadata["search_id"]
+    assert [d.metadata["rank"] for d in docs] == [1, 2, 3]
+    assert {d.metadata["search_id"] for d in docs} == {sid}
+    impression = store.feedback.get_impression(sid)
+    assert impression is not None
+    assert impression.query == "vitamin D and bones" and impression.user_id == "alice"
+    assert impression.model_version == "v0001" and impression.collection == "docs__v0001"
+    assert [(r.doc_id, r.rank) for r in impression.results] == [(d.id, d.metadata["rank"]) for d in docs]
+    assert store.impression_logger.logged == 1
+
+
+def test_logging_can_be_turned_off(store: ClicktuneVectorStore, settings: ClicktuneSettings) -> None:
+    store.similarity_search("contract", k=2, log_impression=False)
+    quiet = ClicktuneVectorStore(settings, embeddings=store.embeddings, log_impressions=False)
+    quiet.similarity_search("contract", k=2)
+    assert store.feedback.stats()["impressions"] == 0
+
+
+def test_clicks_through_the_store_and_the_module_api(store: ClicktuneVectorStore) -> None:
+    docs = store.similarity_search("interest rates", k=2)
+    sid = docs[0].metadata["search_id"]
+    assert store.record_click(sid, docs[0].id, dwell=30.0, user="bob") is True
+    assert store.record_click(sid, docs[0].id) is False
+    set_default_click_log(store.feedback)
+    try:
+        assert record_click(sid, docs[1].id, grade=3) is True
+        with pytest.raises(DocNotShownError):
+            record_clicks([{"search_id": sid, "doc_id": "not-shown"}])
+        with pytest.raises(UnknownSearchError):
+            record_click("00000000-0000-4000-8000-000000000000", docs[0].id)
+    finally:
+        set_default_click_log(None)
+    assert store.feedback.count_clicks() == 2
+
+
+def test_a_failing_log_never_fails_the_search(store: ClicktuneVectorStore, caplog: pytest.LogCaptureFixture) -> None:
+    store.similarity_search("warm up", k=1)  # the log exists and works
+    with store.feedback.engine.begin() as conn:  # then breaks for real: its results table is gone
+        conn.execute(text("DROP TABLE clicktune_impression_results"))
+    with caplog.at_level(logging.WARNING):
+        docs = store.similarity_search("vitamin D", k=2)
+    assert len(docs) == 2 and docs[0].id == "fracture-1"
+    assert store.impression_logger.failures == 1
+    assert "not logged" in caplog.text
+
+
+def test_click_log_from_settings_uses_the_feedback_url(settings: ClicktuneSettings) -> None:
+    log = ClickLog.from_settings(settings)
+    assert log.url == settings.resolved_feedback_url and log.dialect == "sqlite"

@@ -1,0 +1,106 @@
+"""The miner on a hand-written log: every positive, negative, weight and split decision by hand."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from clicktune.adapters.clicklog import Click, FeedbackEvent, Impression, ShownResult
+from clicktune.scheduler.miner import MiningConfig, is_heldout, mine_events, normalize_query
+from clicktune.scheduler.propensity import PropensityModel
+
+T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+TEXTS = {f"d{i}": f"text of d{i}" for i in range(1, 7)}
+
+
+def _event(n: int, query: str, user: str, shown: list[str], clicked: list[str]) -> FeedbackEvent:
+    sid = f"00000000-0000-4000-8000-{n:012d}"
+    at = T0 + timedelta(minutes=n)
+    return FeedbackEvent(
+        impression=Impression(search_id=sid, query=query, model_version="v0001", collection="docs__v0001",
+                              user_id=user, created_at=at,
+                              results=[ShownResult(doc_id=d, rank=r) for r, d in enumerate(shown, start=1)]),
+        clicks=[Click(search_id=sid, doc_id=d, user_id=user, created_at=at + timedelta(seconds=i))
+                for i, d in enumerate(clicked)],
+    )
+
+
+LOG = [
+    _event(1, "Vitamin D  and bones", "u1", ["d1", "d2", "d3"], ["d3"]),
+    _event(2, "vitamin d and bones", "u2", ["d2", "d3", "d4"], ["d3", "d4"]),
+    _event(3, "contract law", "u1", ["d5", "d6"], ["d5"]),
+    _event(4, "no clicks here", "u3", ["d1"], []),
+]
+# Everything in train, propensities from the 1/rank prior (too few impressions to estimate).
+ALL_TRAIN = MiningConfig(heldout_fraction=0.0, min_impressions_per_rank=1000, eta=1.0, max_weight=10.0)
+
+
+def lookup(ids: list[str]) -> dict[str, str]:
+    return {i: TEXTS[i] for i in ids if i in TEXTS}
+
+
+def test_positives_negatives_and_weights_by_hand() -> None:
+    mined = mine_events(LOG, lookup, ALL_TRAIN)
+    rows = mined.train.to_list()
+    # (q, d3): clicked at rank 3 (w 3) and rank 2 (w 2) = 5; skipped above it: d1 once, d2 twice -> d2.
+    # (q, d4): clicked at rank 3 (w 3); skipped above: d2 (d3 was clicked in that search, so not a negative).
+    # (contract law, d5): rank 1 (w 1), nothing above. Mean weight 3: normalised 5/3, 1, 1/3.
+    assert rows == [
+        {"anchor": "contract law", "positive": "text of d5", "negative": None, "weight": pytest.approx(1 / 3)},
+        {"anchor": "Vitamin D  and bones", "positive": "text of d3", "negative": "text of d2",
+         "weight": pytest.approx(5 / 3)},
+        {"anchor": "vitamin d and bones", "positive": "text of d4", "negative": "text of d2",
+         "weight": pytest.approx(1.0)},
+    ]
+    s = mined.stats
+    assert s["impressions"] == 4 and s["clicks"] == 4 and s["pairs"] == 3 and s["train_with_negative"] == 2
+    assert s["ctr_by_rank"] == {1: 1 / 4, 2: 1 / 3, 3: 2 / 2}
+    assert {r: p["source"] for r, p in s["propensities"].items()} == {1: "prior", 2: "prior", 3: "prior"}
+    assert mined.eval_queries == {}
+
+
+def test_a_positive_elsewhere_is_never_a_negative() -> None:
+    log = [_event(1, "q", "u1", ["d1", "d2"], ["d2"]), _event(2, "q", "u2", ["d1", "d2"], ["d1"])]
+    rows = mine_events(log, lookup, ALL_TRAIN).train.to_list()
+    assert [(r["positive"], r["negative"]) for r in rows] == [("text of d1", None), ("text of d2", None)]
+
+
+def test_per_user_cap_support_and_missing_texts() -> None:
+    capped = mine_events(LOG, lookup, MiningConfig(**{**ALL_TRAIN.__dict__, "max_clicks_per_user": 1}))
+    # u1 keeps its first click (event 1), loses event 3's; u2 keeps d3, loses d4.
+    assert [(r["positive"], r["weight"]) for r in capped.train.to_list()] == [("text of d3", pytest.approx(1.0))]
+    assert capped.stats["clicks_capped_per_user"] == 2
+
+    supported = mine_events(LOG, lookup, MiningConfig(**{**ALL_TRAIN.__dict__, "min_clicks": 2}))
+    assert [r["positive"] for r in supported.train.to_list()] == ["text of d3"]
+    assert supported.stats["pairs_below_support"] == 2
+
+    partial = mine_events(LOG, lambda ids: {i: TEXTS[i] for i in ids if i != "d5"}, ALL_TRAIN)
+    assert partial.stats["pairs_missing_text"] == 1 and len(partial.train) == 2
+
+
+def test_split_is_by_query_and_deterministic() -> None:
+    def by_hand(text: str, fraction: float) -> bool:
+        key = " ".join(text.lower().split())
+        return int(hashlib.blake2b(key.encode(), digest_size=8).hexdigest(), 16) / 2**64 < fraction
+
+    cfg = MiningConfig(**{**ALL_TRAIN.__dict__, "heldout_fraction": 0.5})
+    mined = mine_events(LOG, lookup, cfg)
+    heldout_texts = {normalize_query(q) for q in mined.eval_queries.values()}
+    train_texts = {normalize_query(a) for a in mined.train["anchor"]}
+    assert heldout_texts.isdisjoint(train_texts)
+    for query in ("vitamin d and bones", "contract law"):
+        assert (query in heldout_texts) == by_hand(query, 0.5) == is_heldout(query.upper(), 0.5)
+        assert (query in train_texts) == (not by_hand(query, 0.5))
+    for qid, docs in mined.eval_relevant.items():
+        assert docs == ({"d3", "d4"} if normalize_query(mined.eval_queries[qid]) == "vitamin d and bones" else {"d5"})
+
+
+def test_propensities_estimated_where_there_is_data() -> None:
+    fitted = PropensityModel(eta=1.0, min_impressions_per_rank=200).fit(
+        {1: 1000, 2: 1000, 3: 1000, 4: 10}, {1: 500, 2: 250, 3: 300, 4: 5}
+    )
+    # rank 2: 0.25/0.5 = 0.5; rank 3: 0.3/0.5 = 0.6, capped by rank 2 (monotone) = 0.5; rank 4: prior 1/4.
+    assert fitted == {1: (1.0, "estimated"), 2: (0.5, "estimated"), 3: (0.5, "estimated"), 4: (0.25, "prior")}
