@@ -1,1 +1,30 @@
-"""The operator's loop: re-indexing, and (as later issues land) mining, training and the gate."""
+"""The operator's loop: mining clicks, training, the promotion gate, blue-green re-indexing, scheduling."""
+
+from clicktune.scheduler.gate import GateDecision, PromotionGate
+from clicktune.scheduler.jobs import run_worker, start_background_loop
+from clicktune.scheduler.loop import RetrainLoop, RetrainOutcome
+from clicktune.scheduler.miner import MinedFeedback, MiningConfig, mine_events, mine_feedback
+from clicktune.scheduler.reindex import BlueGreenReindexer, ReindexReport, rollback
+from clicktune.scheduler.simulator import ClickModel, ClickSimulator, SimulationConfig
+from clicktune.scheduler.training import ClickTrainer, TrainingConfig
+
+__all__ = [
+    "BlueGreenReindexer",
+    "ClickModel",
+    "ClickSimulator",
+    "ClickTrainer",
+    "GateDecision",
+    "MinedFeedback",
+    "MiningConfig",
+    "PromotionGate",
+    "ReindexReport",
+    "RetrainLoop",
+    "RetrainOutcome",
+    "SimulationConfig",
+    "TrainingConfig",
+    "mine_events",
+    "mine_feedback",
+    "rollback",
+    "run_worker",
+    "start_background_loop",
+]

@@ -23,6 +23,7 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 EXIT_ERROR = 1
+EXIT_LOCKED = 3  # another retrain holds the lock: not an error, but nothing ran
 
 
 class _State:
@@ -48,9 +49,20 @@ def _handle() -> IndexHandle:
 
 
 def _status_data(handle: IndexHandle) -> dict:
+    from clicktune.adapters.clicklog import ClickLog
+
     live = handle.collections.live()
     pointer = handle.registry.pointer()
+    log = ClickLog.from_settings(handle.settings)
+    last = log.last_run()
     return {
+        "clicks_total": log.count_clicks(),
+        "clicks_since_last_run": log.count_clicks(since=last["started_at"] if last else None),
+        "last_runs": [
+            {"started_at": r["started_at"], "status": r["status"], "reason": r["outcome"].get("reason"),
+             "candidate": r["outcome"].get("candidate")}
+            for r in log.runs(limit=5)
+        ],
         "alias": handle.collections.alias,
         "alias_target": live.collection if live else None,
         "current_version": pointer.version if pointer else None,
@@ -84,6 +96,81 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         versions.add_row(row["version"], row["status"], row["parent"] or "-", str(row["created_at"])[:19],
                          str(row["embedding_dim"]))
     console.print(versions)
+    console.print(f"clicks: {data['clicks_total']} total, {data['clicks_since_last_run']} since the last run")
+    for run in data["last_runs"]:
+        console.print(f"  {str(run['started_at'])[:19]}  {run['status']:<9} {run['candidate'] or '-':<6} {run['reason']}")
+
+
+@app.command()
+def retrain(
+    force: Annotated[bool, typer.Option("--force", help="Run even if fewer than min_new_clicks arrived.")] = False,
+) -> None:
+    """Mine clicks, train a candidate, gate it, and promote it blue-green if it is better.
+
+    Exit code 0 when the loop ran (promoted, rejected or skipped), 3 when another retrain holds the
+    lock, 1 when a step failed (alias and CURRENT are then unchanged).
+    """
+    from clicktune.scheduler.loop import RetrainLoop
+
+    assert _State.settings is not None
+    outcome = RetrainLoop(_State.settings).retrain_once(force=force)
+    steps = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.steps.items())
+    console.print(f"{outcome.status}: {outcome.reason}" + (f" [{steps}]" if steps else ""))
+    if outcome.status == "locked":
+        raise typer.Exit(EXIT_LOCKED)
+    if outcome.status == "failed":
+        raise typer.Exit(EXIT_ERROR)
+
+
+@app.command(name="eval")
+def evaluate(
+    golden: Annotated[str | None, typer.Option("--golden", help="BEIR folder (queries.jsonl, qrels/).")] = None,
+    split: Annotated[str, typer.Option("--split", help="qrels split of the golden folder.")] = "test",
+) -> None:
+    """Score the live collection: on the golden set if given, else on the held-out click queries."""
+    from clicktune.adapters.clicklog import ClickLog
+    from clicktune.scheduler.evaluation import EvalSet, evaluate_collection
+    from clicktune.scheduler.miner import MiningConfig, mine_feedback
+
+    handle = _handle()
+    live = handle.collections.require_live()
+    if golden:
+        eval_set = EvalSet.from_beir(golden, split=split)
+    else:
+        mined = mine_feedback(ClickLog.from_settings(handle.settings), lambda ids: {i: "" for i in ids},
+                              MiningConfig(window_days=handle.settings.feedback_window_days))
+        eval_set = EvalSet(mined.eval_queries, mined.eval_relevant)
+    scores = evaluate_collection(handle.client, live.collection, handle.encoder(live.version), eval_set)
+    console.print_json(json.dumps({"collection": live.collection, "set": eval_set.name, **scores.as_dict()}))
+
+
+@app.command()
+def history() -> None:
+    """Every model version with its gate scores and decision."""
+    handle = _handle()
+    table = Table("version", "status", "parent", "created", "pairs", "champion", "candidate", "decision")
+    for row in handle.registry.describe():
+        decision = (row.get("decisions") or [{}])[-1]
+        metric = decision.get("metric", "ndcg@10")
+        champ = decision.get("champion", {}).get("heldout", {}).get(metric)
+        cand = decision.get("candidate", {}).get("heldout", {}).get(metric)
+        table.add_row(
+            row["version"], row.get("status", "?"), row.get("parent") or "-", str(row.get("created_at"))[:19],
+            str((row.get("training") or {}).get("pairs", "-")),
+            f"{champ:.4f}" if champ is not None else "-", f"{cand:.4f}" if cand is not None else "-",
+            ("promoted" if decision.get("promoted") else "rejected") if decision else "-",
+        )
+    console.print(table)
+
+
+@app.command()
+def worker() -> None:
+    """Run the retrain schedule in this process (server mode); Ctrl-C stops it."""
+    from clicktune.scheduler.jobs import run_worker
+
+    assert _State.settings is not None
+    console.print("clicktune worker: schedule from settings (CLICKTUNE_SCHEDULE_*), Ctrl-C to stop")
+    run_worker(_State.settings)
 
 
 @app.command()

@@ -166,7 +166,7 @@ class ClickTrainer:
                 num_train_epochs=self.config.epochs,
                 per_device_train_batch_size=self.config.batch_size,
                 learning_rate=self.config.learning_rate,
-                warmup_ratio=self.config.warmup_ratio,
+                warmup_steps=self.config.warmup_ratio,  # a float is a ratio in Transformers v5
                 batch_sampler=BatchSamplers.NO_DUPLICATES,
                 seed=self.config.seed,
                 data_seed=self.config.seed,

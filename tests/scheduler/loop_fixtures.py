@@ -1,0 +1,55 @@
+"""A small, real SciFact slice for loop tests: a few hundred documents, simulated clicks, short sequences."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from clicktune.adapters import ClicktuneSettings
+from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
+from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
+from clicktune.scheduler.simulator import ClickModel, ClickSimulator, SimulationConfig
+
+
+@dataclass
+class Slice:
+    dataset: BeirDataset
+    doc_ids: list[str]
+
+
+def scifact_slice(n_queries: int = 150, n_fillers: int = 150, seed: int = 0) -> Slice:
+    full = BeirDataset.load(BUNDLED_SCIFACT)
+    rng = random.Random(seed)
+    qids = sorted(full.qrels["train"])[:n_queries]
+    relevant = sorted({d for q in qids for d in full.qrels["train"][q]})
+    others = sorted(set(full.corpus) - set(relevant))
+    doc_ids = relevant + rng.sample(others, n_fillers)
+    dataset = BeirDataset(
+        corpus={d: full.corpus[d] for d in doc_ids},
+        queries={q: full.queries[q] for q in qids},
+        qrels={"train": {q: full.qrels["train"][q] for q in qids}},
+    )
+    return Slice(dataset, doc_ids)
+
+
+def loop_settings(home: Path, **overrides: object) -> ClicktuneSettings:
+    values: dict[str, object] = dict(
+        home=home, progress=False, max_seq_length=96, train_max_seq_length=64, train_epochs=1,
+        train_batch_size=16, train_min_pairs=16, gate_min_queries=5, gate_min_delta=0.0, min_new_clicks=1,
+        batch_size=64,
+    )
+    values.update(overrides)
+    return ClicktuneSettings(**values)  # type: ignore[arg-type]
+
+
+def index_and_simulate(settings: ClicktuneSettings, data: Slice, *, rounds: int = 2, seed: int = 0) -> dict:
+    with ClicktuneEmbeddings(settings, watch=False) as emb:
+        store = ClicktuneVectorStore(settings, embeddings=emb)
+        corpus = data.dataset.corpus
+        store.add_texts([corpus[d].content for d in data.doc_ids], ids=data.doc_ids)
+        sim = ClickSimulator(
+            data.dataset, store.similarity_search, store.record_click,
+            SimulationConfig(split="train", rounds=rounds, users=20, k=10, seed=seed, click_model=ClickModel()),
+        )
+        return sim.run().as_dict()
