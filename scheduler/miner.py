@@ -45,6 +45,9 @@ class MiningConfig:
     window_days: float | None = 90.0
     heldout_fraction: float = 0.2
     min_clicks: int = 1
+    #: Held-out labels need this many clicks: a single click at a top rank is often position noise,
+    #: and the champion put those documents on top, so noisy labels would favour it in the gate.
+    heldout_min_clicks: int = 2
     max_clicks_per_user: int | None = 200
     max_weight: float = 10.0
     eta: float = 1.0
@@ -127,9 +130,10 @@ def mine_events(
             continue
         key = normalize_query(p.query)
         if is_heldout(p.query, cfg.heldout_fraction):
-            qid = query_key(p.query)
-            eval_queries[qid] = p.query
-            eval_relevant[qid].add(p.doc_id)
+            if p.clicks >= cfg.heldout_min_clicks:
+                qid = query_key(p.query)
+                eval_queries[qid] = p.query
+                eval_relevant[qid].add(p.doc_id)
             continue
         negative = next(
             (d for d, _ in sorted(p.negatives.items(), key=lambda kv: (-kv[1], kv[0]))

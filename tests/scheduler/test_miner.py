@@ -34,7 +34,8 @@ LOG = [
     _event(4, "no clicks here", "u3", ["d1"], []),
 ]
 # Everything in train, propensities from the 1/rank prior (too few impressions to estimate).
-ALL_TRAIN = MiningConfig(heldout_fraction=0.0, min_impressions_per_rank=1000, eta=1.0, max_weight=10.0)
+ALL_TRAIN = MiningConfig(heldout_fraction=0.0, min_impressions_per_rank=1000, eta=1.0, max_weight=10.0,
+                         heldout_min_clicks=1)
 
 
 def lookup(ids: list[str]) -> dict[str, str]:
