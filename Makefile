@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/quickstart.py
+	$(VENV)/bin/clicktune demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider

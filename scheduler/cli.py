@@ -164,6 +164,27 @@ def history() -> None:
 
 
 @app.command()
+def demo(
+    data: Annotated[str | None, typer.Option("--data", help="BEIR folder (default: the bundled SciFact).")] = None,
+    home: Annotated[str, typer.Option("--demo-home", help="Scratch home, wiped at start.")] = ".clicktune-demo",
+    report: Annotated[str, typer.Option("--report", help="Where report.json and report.png go.")] = "demo-report",
+    rounds: Annotated[int, typer.Option(help="Rounds of simulated traffic over the train queries.")] = 3,
+    epochs: Annotated[float, typer.Option(help="Training epochs.")] = 1.0,
+    max_seq_length: Annotated[int, typer.Option(help="Token limit for indexing and queries.")] = 128,
+) -> None:
+    """Index SciFact, simulate clicks, run the loop, and report nDCG@10 before and after."""
+    from pathlib import Path
+
+    from clicktune.scheduler.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(home=Path(home), report_dir=Path(report), rounds=rounds, train_epochs=epochs,
+                     max_seq_length=max_seq_length, train_max_seq_length=max_seq_length)
+    if data:
+        cfg.data_dir = Path(data)
+    run_demo(cfg, console)
+
+
+@app.command()
 def worker() -> None:
     """Run the retrain schedule in this process (server mode); Ctrl-C stops it."""
     from clicktune.scheduler.jobs import run_worker

@@ -26,16 +26,30 @@ K = 10
 warnings.filterwarnings("ignore", message="Local mode performs exact", category=UserWarning)
 
 
+Relevance = Mapping[str, set[str]] | Mapping[str, Mapping[str, float]]
+
+
+def _graded(relevant: Relevance) -> dict[str, dict[str, float]]:
+    return {q: (dict(docs) if isinstance(docs, Mapping) else dict.fromkeys(docs, 1.0)) for q, docs in relevant.items()}
+
+
 @dataclass
 class EvalSet:
-    """Queries and the documents (caller ids) that count as relevant for each."""
+    """Queries and their relevant documents (caller ids), each with a gain (1.0 for plain qrels).
+
+    Held-out click queries carry inverse-propensity gains: a document clicked at rank 8 says more
+    than one clicked at rank 1, which the champion put there. Without that correction, labels
+    harvested from the champion's own rankings would favour the champion in every comparison.
+    """
 
     queries: dict[str, str]
-    relevant_docs: dict[str, set[str]]
+    relevant_docs: dict[str, dict[str, float]]
     name: str = "heldout"
 
-    def __post_init__(self) -> None:
-        self.queries = {q: t for q, t in self.queries.items() if self.relevant_docs.get(q)}
+    def __init__(self, queries: Mapping[str, str], relevant_docs: Relevance, name: str = "heldout") -> None:
+        self.relevant_docs = _graded(relevant_docs)
+        self.queries = {q: t for q, t in queries.items() if self.relevant_docs.get(q)}
+        self.name = name
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -46,7 +60,7 @@ class EvalSet:
 
         data = BeirDataset.load(folder, splits=(split,))
         qrels = data.qrels.get(split, {})
-        relevant = {q: {d for d, grade in docs.items() if grade > 0} for q, docs in qrels.items()}
+        relevant = {q: {d: 1.0 for d, grade in docs.items() if grade > 0} for q, docs in qrels.items()}
         return cls(queries=data.split_queries(split), relevant_docs=relevant, name=name)
 
 
@@ -66,21 +80,25 @@ class Scores:
                 "queries": self.queries}
 
 
-def ir_metrics(rankings: Mapping[str, list[str]], relevant: Mapping[str, set[str]], k: int = K) -> Scores:
-    """nDCG@k, MRR@k and Recall@k averaged over queries, as InformationRetrievalEvaluator defines them."""
+def ir_metrics(rankings: Mapping[str, list[str]], relevant: Relevance, k: int = K) -> Scores:
+    """nDCG@k (graded gains), MRR@k and Recall@k (binary), averaged over queries.
+
+    With gains of 1.0 these are exactly InformationRetrievalEvaluator's definitions (a test pins it).
+    """
     ndcgs, mrrs, recalls, per_query = [], [], [], {}
-    for qid, rels in relevant.items():
+    for qid, rels in _graded(relevant).items():
         if not rels:
             continue
         top = rankings.get(qid, [])[:k]
-        gains = [1.0 if doc in rels else 0.0 for doc in top]
+        gains = [rels.get(doc, 0.0) for doc in top]
         dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
-        ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(rels), k)))
+        ideal_gains = sorted(rels.values(), reverse=True)[:k]
+        ideal = sum(g / math.log2(i + 2) for i, g in enumerate(ideal_gains))
         ndcg = dcg / ideal if ideal else 0.0
-        first = next((i for i, g in enumerate(gains) if g), None)
+        first = next((i for i, doc in enumerate(top) if doc in rels), None)
         ndcgs.append(ndcg)
         mrrs.append(0.0 if first is None else 1.0 / (first + 1))
-        recalls.append(sum(gains) / len(rels))
+        recalls.append(sum(1 for doc in top if doc in rels) / len(rels))
         per_query[qid] = ndcg
     n = len(ndcgs)
     mean = (lambda xs: sum(xs) / n) if n else (lambda xs: 0.0)

@@ -45,9 +45,8 @@ class MiningConfig:
     window_days: float | None = 90.0
     heldout_fraction: float = 0.2
     min_clicks: int = 1
-    #: Held-out labels need this many clicks: a single click at a top rank is often position noise,
-    #: and the champion put those documents on top, so noisy labels would favour it in the gate.
-    heldout_min_clicks: int = 2
+    #: Held-out labels need this many clicks (their gains are inverse-propensity weighted anyway).
+    heldout_min_clicks: int = 1
     max_clicks_per_user: int | None = 200
     max_weight: float = 10.0
     eta: float = 1.0
@@ -67,7 +66,7 @@ class _Pair:
 class MinedFeedback:
     train: Any  # datasets.Dataset: anchor, positive, negative (str or None), weight
     eval_queries: dict[str, str]
-    eval_relevant: dict[str, set[str]]
+    eval_relevant: dict[str, dict[str, float]]  # qid -> doc -> inverse-propensity gain
     stats: dict[str, Any]
 
     def stats_dict(self) -> dict[str, Any]:
@@ -122,7 +121,7 @@ def mine_events(
 
     train_rows: dict[str, list] = {"anchor": [], "positive": [], "negative": [], "weight": []}
     eval_queries: dict[str, str] = {}
-    eval_relevant: dict[str, set[str]] = defaultdict(set)
+    eval_relevant: dict[str, dict[str, float]] = defaultdict(dict)
     missing = negatives_used = 0
     for p in sorted(supported, key=lambda p: (normalize_query(p.query), p.doc_id)):
         if p.doc_id not in texts:
@@ -133,7 +132,7 @@ def mine_events(
             if p.clicks >= cfg.heldout_min_clicks:
                 qid = query_key(p.query)
                 eval_queries[qid] = p.query
-                eval_relevant[qid].add(p.doc_id)
+                eval_relevant[qid][p.doc_id] = p.weight
             continue
         negative = next(
             (d for d, _ in sorted(p.negatives.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -23,6 +23,8 @@ def test_ir_metrics_by_hand() -> None:
     assert s.mrr_at_10 == pytest.approx((0.5 + 1 + 0) / 3)
     assert s.recall_at_10 == pytest.approx((1 + 1 + 0) / 3)
     assert s.queries == 3
+    graded = ir_metrics({"q": ["a", "b"]}, {"q": {"a": 1.0, "b": 3.0}})
+    assert graded.ndcg_at_10 == pytest.approx((1 + 3 / math.log2(3)) / (3 + 1 / math.log2(3)))
 
 
 def test_matches_information_retrieval_evaluator(settings: ClicktuneSettings) -> None:

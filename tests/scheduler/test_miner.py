@@ -34,8 +34,7 @@ LOG = [
     _event(4, "no clicks here", "u3", ["d1"], []),
 ]
 # Everything in train, propensities from the 1/rank prior (too few impressions to estimate).
-ALL_TRAIN = MiningConfig(heldout_fraction=0.0, min_impressions_per_rank=1000, eta=1.0, max_weight=10.0,
-                         heldout_min_clicks=1)
+ALL_TRAIN = MiningConfig(heldout_fraction=0.0, min_impressions_per_rank=1000, eta=1.0, max_weight=10.0)
 
 
 def lookup(ids: list[str]) -> dict[str, str]:
@@ -95,8 +94,10 @@ def test_split_is_by_query_and_deterministic() -> None:
     for query in ("vitamin d and bones", "contract law"):
         assert (query in heldout_texts) == by_hand(query, 0.5) == is_heldout(query.upper(), 0.5)
         assert (query in train_texts) == (not by_hand(query, 0.5))
-    for qid, docs in mined.eval_relevant.items():
-        assert docs == ({"d3", "d4"} if normalize_query(mined.eval_queries[qid]) == "vitamin d and bones" else {"d5"})
+    for qid, gains in mined.eval_relevant.items():
+        # held-out gains are the raw inverse-propensity weights (rank 3 + rank 2 = 5; rank 3 = 3; rank 1 = 1)
+        expected = {"d3": 5.0, "d4": 3.0} if normalize_query(mined.eval_queries[qid]) == "vitamin d and bones" else {"d5": 1.0}
+        assert gains == pytest.approx(expected)
 
 
 def test_propensities_estimated_where_there_is_data() -> None:
