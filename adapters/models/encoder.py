@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
+from clicktune.adapters.models.precision import Precision, autocast
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -27,6 +29,13 @@ class VersionEncoder:
     version: str
     model: SentenceTransformer
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Precision for documents (batches) and for single queries; they may differ (see precision.py).
+    precision: Precision = "fp32"
+    query_precision: Precision = "fp32"
+
+    @property
+    def _device_type(self) -> str:
+        return str(self.model.device).split(":")[0]
 
     @property
     def dimension(self) -> int:
@@ -59,15 +68,11 @@ class VersionEncoder:
         try:
             for start in chunks:
                 batch = texts[start : start + batch_size]
-                with self.lock:
+                with self.lock, autocast(self.precision, self._device_type):
                     vectors = self.model.encode(
-                        batch,
-                        batch_size=batch_size,
-                        normalize_embeddings=True,
-                        convert_to_numpy=True,
-                        show_progress_bar=False,
+                        batch, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False
                     )
-                out.append(np.asarray(vectors, dtype=np.float32))
+                out.append(_unit_rows(vectors))
                 bar.update(len(batch))
         finally:
             bar.close()
@@ -76,8 +81,13 @@ class VersionEncoder:
         return result
 
     def encode_query(self, text: str) -> np.ndarray:
-        with self.lock:
-            vector = self.model.encode(
-                [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
-        return np.asarray(vector[0], dtype=np.float32)
+        with self.lock, autocast(self.query_precision, self._device_type):
+            vector = self.model.encode([text], convert_to_tensor=True, show_progress_bar=False)
+        return _unit_rows(vector)[0]
+
+
+def _unit_rows(vectors) -> np.ndarray:  # noqa: ANN001 - a torch tensor
+    """float32, unit length: normalised after leaving autocast, so bf16 never rounds the norm."""
+    array = vectors.detach().float().cpu().numpy()
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return array / np.maximum(norms, 1e-12)

@@ -18,7 +18,7 @@ class Slice:
     doc_ids: list[str]
 
 
-def scifact_slice(n_queries: int = 150, n_fillers: int = 150, seed: int = 0) -> Slice:
+def scifact_slice(n_queries: int = 150, n_fillers: int = 450, seed: int = 0) -> Slice:
     full = BeirDataset.load(BUNDLED_SCIFACT)
     rng = random.Random(seed)
     qids = sorted(full.qrels["train"])[:n_queries]
@@ -35,7 +35,7 @@ def scifact_slice(n_queries: int = 150, n_fillers: int = 150, seed: int = 0) -> 
 
 def loop_settings(home: Path, **overrides: object) -> ClicktuneSettings:
     values: dict[str, object] = dict(
-        home=home, progress=False, max_seq_length=96, train_max_seq_length=64, train_epochs=1,
+        home=home, progress=False, max_seq_length=96, train_max_seq_length=96, train_epochs=1,
         train_batch_size=16, train_min_pairs=16, gate_min_queries=5, gate_min_delta=0.0, min_new_clicks=1,
         batch_size=64,
     )
@@ -43,7 +43,7 @@ def loop_settings(home: Path, **overrides: object) -> ClicktuneSettings:
     return ClicktuneSettings(**values)  # type: ignore[arg-type]
 
 
-def index_and_simulate(settings: ClicktuneSettings, data: Slice, *, rounds: int = 2, seed: int = 0) -> dict:
+def index_and_simulate(settings: ClicktuneSettings, data: Slice, *, rounds: int = 3, seed: int = 0) -> dict:
     with ClicktuneEmbeddings(settings, watch=False) as emb:
         store = ClicktuneVectorStore(settings, embeddings=emb)
         corpus = data.dataset.corpus

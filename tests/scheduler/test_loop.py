@@ -121,7 +121,7 @@ def _write_golden(folder: Path) -> None:
 
 @pytest.mark.parametrize("step", ["mine", "train", "gate", "reindex", "swap"])
 def test_a_failing_step_changes_nothing_live(home: Path, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = loop_settings(home, train_epochs=0.3)
+    settings = loop_settings(home)  # the configuration that promotes when nothing fails
     monkeypatch.setenv("CLICKTUNE_FAIL_AT", step)
     outcome = RetrainLoop(settings).retrain_once()
     assert outcome.status == "failed" and "InjectedFailure" in outcome.reason and step in outcome.reason
@@ -143,7 +143,7 @@ sys.exit(main(["--home", sys.argv[1], "retrain", "--force"]))
 def test_two_workers_at_once_run_one_retrain(home: Path) -> None:
     env_settings = loop_settings(home, train_epochs=0.3)
     env = {**__import__("os").environ, **{f"CLICKTUNE_{k.upper()}": str(v) for k, v in {
-        "max_seq_length": 96, "train_max_seq_length": 64, "train_epochs": 0.3, "train_batch_size": 16,
+        "max_seq_length": 96, "train_max_seq_length": 96, "train_epochs": 0.3, "train_batch_size": 16,
         "train_min_pairs": 16, "gate_min_queries": 5, "gate_min_delta": 0.0, "progress": "false"}.items()}}
     procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(home)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
