@@ -7,7 +7,7 @@ import threading
 
 from langchain_core.embeddings import Embeddings
 
-from clicktune.adapters.models import EncoderCache, VersionEncoder
+from clicktune.adapters.models import EncoderCache, VersionEncoder, encoder_for_version
 from clicktune.adapters.registry import ModelRegistry, RegistryWatcher, parse_version
 from clicktune.adapters.settings import ClicktuneSettings, load_settings
 
@@ -58,7 +58,7 @@ class ClicktuneEmbeddings(Embeddings):
 
     # Versions ----------------------------------------------------------------------------------
     def _load(self, version: str) -> VersionEncoder:
-        return VersionEncoder(version=version, model=self.registry.load_model(version))
+        return encoder_for_version(self.registry, version, self.settings)
 
     def _on_promotion(self, version: str) -> None:
         self._cache.get(version)  # warm up first, so no request pays for the load

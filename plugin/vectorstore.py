@@ -116,7 +116,9 @@ class ClicktuneVectorStore(VectorStore):
             version = self.registry.current()
             name = self.collections.name_for(version)
             if not self.client.collection_exists(name):
-                self.collections.create(version, self._embeddings.encoder(version).dimension)
+                encoder = self._embeddings.encoder(version)
+                self.collections.create(version, encoder.dimension)
+                self.registry.update_info(version, index_precision=encoder.precision)
             self.collections.point_alias_at(name)
             log.info("bootstrapped alias %s -> %s", self.alias, name)
             return LiveCollection(name, version)

@@ -72,7 +72,7 @@ def _status_data(handle: IndexHandle) -> dict:
             for c in handle.collections.versions()
         ],
         "versions": [
-            {k: row.get(k) for k in ("version", "status", "parent", "created_at", "embedding_dim")}
+            {k: row.get(k) for k in ("version", "status", "parent", "created_at", "embedding_dim", "index_precision")}
             for row in handle.registry.describe()
         ],
     }
@@ -91,10 +91,10 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     for row in data["collections"]:
         table.add_row(row["collection"], row["version"], str(row["points"]))
     console.print(table)
-    versions = Table("version", "status", "parent", "created", "dim")
+    versions = Table("version", "status", "parent", "created", "dim", "indexed in")
     for row in data["versions"]:
         versions.add_row(row["version"], row["status"], row["parent"] or "-", str(row["created_at"])[:19],
-                         str(row["embedding_dim"]))
+                         str(row["embedding_dim"]), row["index_precision"] or "-")
     console.print(versions)
     console.print(f"clicks: {data['clicks_total']} total, {data['clicks_since_last_run']} since the last run")
     for run in data["last_runs"]:

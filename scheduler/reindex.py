@@ -145,6 +145,7 @@ class BlueGreenReindexer:
             report.seconds = timings
             return report
         self.registry.promote(version)
+        self.registry.update_info(version, index_precision=encoder.precision)
         crash_point("reindex.after_promote")
         report.removed_old = self.apply_retention()
         timings["total"] = time.perf_counter() - started

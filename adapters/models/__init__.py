@@ -1,11 +1,24 @@
 """Turning a model name into loaded sentence-transformers weights, offline first."""
 
 from clicktune.adapters.models.cache import EncoderCache
-from clicktune.adapters.models.encoder import VersionEncoder
+from clicktune.adapters.models.encoder import VersionEncoder, encoder_for_version
+from clicktune.adapters.models.precision import Precision, autocast, native_bf16_available, resolve_precision
 from clicktune.adapters.models.loader import (
     PACKAGED_MODELS,
     load_sentence_transformer,
     resolve_model_source,
 )
 
-__all__ = ["PACKAGED_MODELS", "EncoderCache", "VersionEncoder", "load_sentence_transformer", "resolve_model_source"]
+__all__ = [
+    "PACKAGED_MODELS",
+    "EncoderCache",
+    "Precision",
+    "VersionEncoder",
+    "autocast",
+    "encoder_for_version",
+    "load_sentence_transformer",
+    "native_bf16_available",
+    "resolve_model_source",
+    "resolve_precision",
+]
+

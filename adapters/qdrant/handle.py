@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from qdrant_client import QdrantClient
 
-from clicktune.adapters.models import EncoderCache, VersionEncoder
+from clicktune.adapters.models import EncoderCache, VersionEncoder, encoder_for_version
 from clicktune.adapters.qdrant.client import qdrant_client_from_settings
 from clicktune.adapters.qdrant.collections import VersionedCollections
 from clicktune.adapters.qdrant.coordination import WriteCoordinator, coordinator_for
@@ -43,9 +43,7 @@ class IndexHandle:
         registry = registry or ModelRegistry.from_settings(settings)
         alias = alias or settings.collection_alias
         if encoder is None:
-            cache = EncoderCache(
-                lambda v: VersionEncoder(version=v, model=registry.load_model(v)), max_size=settings.model_cache_size
-            )
+            cache = EncoderCache(lambda v: encoder_for_version(registry, v, settings), max_size=settings.model_cache_size)
             encoder = cache.get
         return cls(
             settings=settings,
