@@ -81,16 +81,17 @@ class ClicktuneEmbeddings(Embeddings):
         """The loaded encoder of ``version`` (default: the one this instance serves now)."""
         return self._cache.get(version or self.current_version)
 
-    def for_version(self, version: str) -> ClicktuneEmbeddings:
+    def for_version(self, version: str, *, show_progress: bool | None = None) -> ClicktuneEmbeddings:
         """An ``Embeddings`` pinned to one version, sharing this instance's loaded models."""
-        if version == self.pinned_version:
+        progress = self.show_progress if show_progress is None else show_progress
+        if version == self.pinned_version and progress == self.show_progress:
             return self
         return ClicktuneEmbeddings(
             self.settings,
             version=version,
             registry=self.registry,
             batch_size=self.batch_size,
-            show_progress=self.show_progress,
+            show_progress=progress,
             _cache=self._cache,
         )
 

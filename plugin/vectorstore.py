@@ -17,6 +17,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from qdrant_client import QdrantClient
+from tqdm.auto import tqdm
 
 from clicktune.adapters.clicklog import ClickLog, Impression, ImpressionLogger, ShownResult
 from clicktune.adapters.qdrant import IndexHandle, LiveCollection, VersionCollectionStore
@@ -82,7 +83,8 @@ class ClicktuneVectorStore(VectorStore):
                 store = VersionCollectionStore(
                     client=self.client,
                     collection_name=live.collection,
-                    embedding=self._embeddings.for_version(live.version),
+                    # quiet: add_texts draws one bar over the whole call, not one per upsert batch
+                    embedding=self._embeddings.for_version(live.version, show_progress=False),
                     validate_collection_config=False,
                 )
                 self._stores[live.collection] = store
@@ -154,7 +156,14 @@ class ClicktuneVectorStore(VectorStore):
         with self.coordinator.write():
             live = self._ensure_live()
             for target in self._write_targets(live):
-                self.store_for(target).add_texts(texts, metadatas, ids=doc_ids, batch_size=batch_size, **kwargs)
+                store = self.store_for(target)
+                with tqdm(total=len(texts), desc=f"indexing into {target.collection}", unit="doc",
+                          disable=not self._embeddings.show_progress or len(texts) <= batch_size) as bar:
+                    for start in range(0, len(texts), batch_size):
+                        end = start + batch_size
+                        store.add_texts(texts[start:end], metadatas[start:end] if metadatas else None,
+                                        ids=doc_ids[start:end], batch_size=batch_size, **kwargs)
+                        bar.update(len(texts[start:end]))
             self.coordinator.note_written(doc_ids)
         return doc_ids
 

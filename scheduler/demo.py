@@ -86,7 +86,20 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
                       f"({traffic.relevant_clicks:,} on relevant documents)")
 
         t = time.perf_counter()
-        outcome = RetrainLoop(settings, handle=store.handle, feedback=store.feedback).retrain_once(force=True)
+        loop = RetrainLoop(settings, handle=store.handle, feedback=store.feedback)
+        candidate_test: dict[str, Any] = {}
+        gate_evaluate = loop.gate.evaluate
+
+        def evaluate_and_peek(handle, champion_collection, candidate_collection, heldout):  # noqa: ANN001
+            # The demo also scores the candidate on the test queries, for the report only: the
+            # decision below is the gate's, made on held-out clicks, as in production.
+            version = handle.collections.version_of(candidate_collection)
+            candidate_test.update(version=version, **evaluate_collection(
+                handle.client, candidate_collection, handle.encoder(version), test).as_dict())
+            return gate_evaluate(handle, champion_collection, candidate_collection, heldout)
+
+        loop.gate.evaluate = evaluate_and_peek  # type: ignore[method-assign]
+        outcome = loop.retrain_once(force=True)
         timings["loop"] = time.perf_counter() - t
         console.print(f"loop: [bold]{outcome.status}[/] - {outcome.reason}")
         after, after_version = _measure(store, test)
@@ -97,6 +110,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
                      "train_epochs": cfg.train_epochs, "rounds": cfg.rounds, "users": cfg.users},
         "before": {"version": before_version, **before.as_dict()},
         "after": {"version": after_version, **after.as_dict()},
+        "candidate": candidate_test,
         "traffic": traffic.as_dict(),
         "loop": outcome.as_dict(),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
@@ -122,6 +136,10 @@ def _table(console: Console, report: dict[str, Any]) -> None:
     for label in ("before", "after"):
         row = report[label]
         table.add_row(label, row["version"], f"{row['ndcg@10']:.4f}", f"{row['recall@10']:.4f}", f"{row['mrr@10']:.4f}")
+    cand = report.get("candidate") or {}
+    if cand and cand.get("version") != report["after"]["version"]:
+        table.add_row("candidate (not promoted)", cand["version"], f"{cand['ndcg@10']:.4f}",
+                      f"{cand['recall@10']:.4f}", f"{cand['mrr@10']:.4f}")
     b, a = report["before"]["ndcg@10"], report["after"]["ndcg@10"]
     table.add_row("change", "", f"{a - b:+.4f} (x{a / b:.3f})" if b else "-", "", "")
     console.print(table)

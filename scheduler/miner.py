@@ -49,6 +49,9 @@ class MiningConfig:
     heldout_min_clicks: int = 1
     max_clicks_per_user: int | None = 200
     max_weight: float = 10.0
+    #: Training weights are (inverse propensity) ** weight_power. 1.0 is plain IPS; 0.5 ("tempered")
+    #: keeps most of the de-biasing at far lower variance, and measured best on SciFact (README).
+    weight_power: float = 0.5
     eta: float = 1.0
     min_impressions_per_rank: int = 200
 
@@ -143,7 +146,7 @@ def mine_events(
         train_rows["anchor"].append(p.query)
         train_rows["positive"].append(texts[p.doc_id])
         train_rows["negative"].append(texts[negative] if negative else None)
-        train_rows["weight"].append(p.weight)
+        train_rows["weight"].append(p.weight**cfg.weight_power)
     if train_rows["weight"]:
         mean = sum(train_rows["weight"]) / len(train_rows["weight"])
         train_rows["weight"] = [w / mean for w in train_rows["weight"]]

@@ -34,7 +34,8 @@ LOG = [
     _event(4, "no clicks here", "u3", ["d1"], []),
 ]
 # Everything in train, propensities from the 1/rank prior (too few impressions to estimate).
-ALL_TRAIN = MiningConfig(heldout_fraction=0.0, min_impressions_per_rank=1000, eta=1.0, max_weight=10.0)
+ALL_TRAIN = MiningConfig(heldout_fraction=0.0, min_impressions_per_rank=1000, eta=1.0, max_weight=10.0,
+                         weight_power=1.0)
 
 
 def lookup(ids: list[str]) -> dict[str, str]:
@@ -106,3 +107,11 @@ def test_propensities_estimated_where_there_is_data() -> None:
     )
     # rank 2: 0.25/0.5 = 0.5; rank 3: 0.3/0.5 = 0.6, capped by rank 2 (monotone) = 0.5; rank 4: prior 1/4.
     assert fitted == {1: (1.0, "estimated"), 2: (0.5, "estimated"), 3: (0.5, "estimated"), 4: (0.25, "prior")}
+
+
+def test_tempered_weights() -> None:
+    mined = mine_events(LOG, lookup, MiningConfig(**{**ALL_TRAIN.__dict__, "weight_power": 0.5}))
+    raw = [1.0, 5.0, 3.0]  # contract law/d5, q/d3, q/d4 as above, before normalisation
+    tempered = [w**0.5 for w in raw]
+    mean = sum(tempered) / 3
+    assert mined.train["weight"] == pytest.approx([w / mean for w in tempered])
