@@ -139,7 +139,7 @@ def evaluate(
     else:
         mined = mine_feedback(ClickLog.from_settings(handle.settings), lambda ids: {i: "" for i in ids},
                               MiningConfig(window_days=handle.settings.feedback_window_days))
-        eval_set = EvalSet(mined.eval_queries, mined.eval_relevant)
+        eval_set = EvalSet(mined.eval_queries, mined.eval_relevant, judged=mined.eval_judged)
     scores = evaluate_collection(handle.client, live.collection, handle.encoder(live.version), eval_set)
     console.print_json(json.dumps({"collection": live.collection, "set": eval_set.name, **scores.as_dict()}))
 

@@ -45,11 +45,22 @@ class EvalSet:
     queries: dict[str, str]
     relevant_docs: dict[str, dict[str, float]]
     name: str = "heldout"
+    #: Per query, the documents users were actually shown (judged). When set, rankings are condensed
+    #: to judged documents before scoring, so a model is neither rewarded nor punished for documents
+    #: nobody ever saw: otherwise "unseen = irrelevant" favours the model that produced the log.
+    judged: dict[str, set[str]] | None = None
 
-    def __init__(self, queries: Mapping[str, str], relevant_docs: Relevance, name: str = "heldout") -> None:
+    def __init__(
+        self,
+        queries: Mapping[str, str],
+        relevant_docs: Relevance,
+        name: str = "heldout",
+        judged: Mapping[str, set[str]] | None = None,
+    ) -> None:
         self.relevant_docs = _graded(relevant_docs)
         self.queries = {q: t for q, t in queries.items() if self.relevant_docs.get(q)}
         self.name = name
+        self.judged = {q: set(d) for q, d in judged.items()} if judged is not None else None
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -80,16 +91,26 @@ class Scores:
                 "queries": self.queries}
 
 
-def ir_metrics(rankings: Mapping[str, list[str]], relevant: Relevance, k: int = K) -> Scores:
+def ir_metrics(
+    rankings: Mapping[str, list[str]],
+    relevant: Relevance,
+    k: int = K,
+    judged: Mapping[str, set[str]] | None = None,
+) -> Scores:
     """nDCG@k (graded gains), MRR@k and Recall@k (binary), averaged over queries.
 
-    With gains of 1.0 these are exactly InformationRetrievalEvaluator's definitions (a test pins it).
+    With gains of 1.0 and no ``judged`` pools these are exactly InformationRetrievalEvaluator's
+    definitions (a test pins it); with pools, each ranking is first condensed to judged documents.
     """
     ndcgs, mrrs, recalls, per_query = [], [], [], {}
     for qid, rels in _graded(relevant).items():
         if not rels:
             continue
-        top = rankings.get(qid, [])[:k]
+        ranking = rankings.get(qid, [])
+        if judged is not None:
+            pool = judged.get(qid, set()) | set(rels)
+            ranking = [doc for doc in ranking if doc in pool]
+        top = ranking[:k]
         gains = [rels.get(doc, 0.0) for doc in top]
         dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
         ideal_gains = sorted(rels.values(), reverse=True)[:k]
@@ -136,5 +157,6 @@ def rank_with_collection(
 def evaluate_collection(
     client: QdrantClient, collection: str, encoder: VersionEncoder, eval_set: EvalSet, *, batch_size: int = 32
 ) -> Scores:
-    rankings = rank_with_collection(client, collection, encoder, eval_set.queries, batch_size=batch_size)
-    return ir_metrics(rankings, eval_set.relevant_docs)
+    depth = 100 if eval_set.judged is not None else K  # condensing needs room below rank 10
+    rankings = rank_with_collection(client, collection, encoder, eval_set.queries, k=depth, batch_size=batch_size)
+    return ir_metrics(rankings, eval_set.relevant_docs, judged=eval_set.judged)

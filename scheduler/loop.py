@@ -135,7 +135,7 @@ class RetrainLoop:
                 )
             candidate = outcome.candidate = result.version
 
-            heldout = EvalSet(mined.eval_queries, mined.eval_relevant, name="heldout")
+            heldout = EvalSet(mined.eval_queries, mined.eval_relevant, name="heldout", judged=mined.eval_judged)
             decision: list[GateDecision] = []
 
             def approve(champion_collection: str, candidate_collection: str) -> bool:

@@ -71,6 +71,7 @@ class MinedFeedback:
     eval_queries: dict[str, str]
     eval_relevant: dict[str, dict[str, float]]  # qid -> doc -> inverse-propensity gain
     stats: dict[str, Any]
+    eval_judged: dict[str, set[str]] = field(default_factory=dict)  # qid -> every doc users were shown
 
     def stats_dict(self) -> dict[str, Any]:
         return dict(self.stats)
@@ -91,6 +92,10 @@ def mine_events(
             impressions_by_rank[shown.rank] += 1
             clicks_by_rank[shown.rank] += shown.doc_id in clicked
     propensities = PropensityModel(cfg.eta, cfg.min_impressions_per_rank).fit(impressions_by_rank, clicks_by_rank)
+
+    shown_by_query: dict[str, set[str]] = defaultdict(set)
+    for event in events:
+        shown_by_query[normalize_query(event.impression.query)].update(r.doc_id for r in event.impression.results)
 
     pairs: dict[tuple[str, str], _Pair] = {}
     per_user: Counter[str] = Counter()
@@ -165,7 +170,8 @@ def mine_events(
         "ctr_by_rank": {r: clicks_by_rank[r] / n for r, n in sorted(impressions_by_rank.items()) if n},
         "propensities": {r: {"value": v, "source": s} for r, (v, s) in propensities.items()},
     }
-    return MinedFeedback(Dataset.from_dict(train_rows), eval_queries, dict(eval_relevant), stats)
+    judged = {qid: shown_by_query[normalize_query(text)] for qid, text in eval_queries.items()}
+    return MinedFeedback(Dataset.from_dict(train_rows), eval_queries, dict(eval_relevant), stats, judged)
 
 
 def mine_feedback(

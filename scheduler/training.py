@@ -53,6 +53,9 @@ class TrainingConfig:
     seed: int = 42
     show_progress: bool = False
     matryoshka_dims: tuple[int, ...] = (384, 256, 128, 64)
+    #: bf16 mixed precision for training (autocast); off by default until benchmarks/precision.py
+    #: shows it faster at no quality loss on the machine in question.
+    bf16: bool = False
 
     @classmethod
     def from_settings(cls, settings: ClicktuneSettings) -> TrainingConfig:
@@ -176,6 +179,8 @@ class ClickTrainer:
                 disable_tqdm=not self.config.show_progress,
                 dataloader_drop_last=False,
                 dataloader_pin_memory=torch.cuda.is_available(),
+                bf16=self.config.bf16,
+                use_cpu=not torch.cuda.is_available(),
             )
             trainer = SentenceTransformerTrainer(
                 model=model, args=args, train_dataset=datasets if len(datasets) > 1 else next(iter(datasets.values())),

