@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+from clicktune.adapters.models.precision import PrecisionSetting, autocast, resolve_precision
 from tqdm.auto import tqdm
-
-from clicktune.adapters.models.precision import Precision, autocast, resolve_precision
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -24,14 +23,26 @@ class VersionEncoder:
     so each forward pass holds ``lock``. Encoding goes batch by batch and the lock is taken per batch,
     so a long ``embed_documents`` never blocks a query for more than one batch. With two cores torch
     already uses both for one batch, so serialising batches costs no throughput.
+
+    ``precision`` applies to :meth:`encode` (documents, and the gate's batched queries) and
+    ``query_precision`` to :meth:`encode_query`; both are resolved on construction against the model's
+    device, so after ``__init__`` they hold ``"fp32"`` or ``"bf16"``, never ``"auto"``.
+    ``query_precision=None`` follows ``precision``: single-query latency measured lower in bf16 too on
+    this project's CPU (benchmarks/precision.py), so the two paths only differ when asked to.
     """
 
     version: str
     model: SentenceTransformer
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    #: Precision for documents (batches) and for single queries; they may differ (see precision.py).
-    precision: Precision = "fp32"
-    query_precision: Precision = "fp32"
+    precision: PrecisionSetting = "auto"
+    query_precision: PrecisionSetting | None = None
+
+    def __post_init__(self) -> None:
+        device = str(self.model.device)
+        self.precision = resolve_precision(self.precision, device=device)
+        self.query_precision = (
+            self.precision if self.query_precision is None else resolve_precision(self.query_precision, device=device)
+        )
 
     @property
     def _device_type(self) -> str:
@@ -68,7 +79,7 @@ class VersionEncoder:
         try:
             for start in chunks:
                 batch = texts[start : start + batch_size]
-                with self.lock, autocast(self.precision, self._device_type):
+                with self.lock, autocast(self.precision, self._device_type):  # type: ignore[arg-type]
                     vectors = self.model.encode(
                         batch, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False
                     )
@@ -81,7 +92,7 @@ class VersionEncoder:
         return result
 
     def encode_query(self, text: str) -> np.ndarray:
-        with self.lock, autocast(self.query_precision, self._device_type):
+        with self.lock, autocast(self.query_precision, self._device_type):  # type: ignore[arg-type]
             vector = self.model.encode([text], convert_to_tensor=True, show_progress_bar=False)
         return _unit_rows(vector)[0]
 
@@ -94,11 +105,5 @@ def _unit_rows(vectors) -> np.ndarray:  # noqa: ANN001 - a torch tensor
 
 
 def encoder_for_version(registry, version: str, settings) -> VersionEncoder:  # noqa: ANN001 - avoids an import cycle
-    """Load ``version`` from the registry as an encoder in the settings' precision.
-
-    bf16 measured faster than fp32 for single queries too on this project's CPU (p50 7.6 vs 9.6 ms,
-    benchmarks/precision.py), so one resolved precision serves both paths.
-    """
-    precision = resolve_precision(settings.precision, device=settings.device)
-    return VersionEncoder(version=version, model=registry.load_model(version), precision=precision,
-                          query_precision=precision)
+    """Load ``version`` from the registry as an encoder in the settings' precision (documents and queries)."""
+    return VersionEncoder(version=version, model=registry.load_model(version), precision=settings.precision)
