@@ -7,7 +7,6 @@ files instead of copying 90 MB; small files (metadata, CURRENT) are copied.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -16,8 +15,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from shared_homes import clone_home  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -27,19 +27,6 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("template-home")
     ModelRegistry.from_settings(ClicktuneSettings(home=home)).bootstrap()
     return home
-
-
-def _link_large_copy_small(src: str, dst: str) -> None:
-    # Weights are never written in place; metadata files may be (tests corrupt them on purpose).
-    if os.path.getsize(src) > 1_000_000:
-        os.link(src, dst)
-    else:
-        shutil.copy2(src, dst)
-
-
-def clone_home(template: Path, target: Path) -> Path:
-    shutil.copytree(template / "registry", target / "registry", copy_function=_link_large_copy_small)
-    return target
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import venv
 import zipfile
 from pathlib import Path
 
-from conftest import REPO_ROOT
+from shared_homes import REPO_ROOT
 
 MODULES = ("clicktune.plugin", "clicktune.adapters", "clicktune.scheduler")
 

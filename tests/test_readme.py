@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT
+from shared_homes import REPO_ROOT
 
 
 def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 from clicktune.plugin import ClicktuneEmbeddings
 
-from conftest import clone_home
+from shared_homes import clone_home
 
 
 class _Params:

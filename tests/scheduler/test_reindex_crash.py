@@ -18,7 +18,7 @@ from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 from clicktune.scheduler.reindex import BlueGreenReindexer
 
-from conftest import clone_home
+from shared_homes import clone_home
 
 BEFORE_SWAP = ["reindex.created", "reindex.copied", "reindex.indexed", "reindex.verified", "reindex.before_swap"]
 AFTER_SWAP = ["reindex.after_swap", "reindex.after_promote"]
