@@ -7,7 +7,8 @@ One run, on the bundled SciFact, fp32 and bf16 interleaved so that other load on
 alike (the CPU is shared; compare ratios, not absolute rates):
   encode    the corpus in chunks, each chunk once per precision, order alternating -> docs/s each way
   queries   ClicktuneEmbeddings.embed_query on every test query, precisions in random order per query
-            -> p50/p90/p99 each way, and the query vectors used for quality
+            -> p50/p90/p99 each way, and the query vectors used for quality; once more with one torch
+            thread (the tail of the default 2-thread pool on a busy machine is thread stalls)
   quality   nDCG@10 / Recall@10 on SciFact test (exact cosine) with the fp32 and the bf16 vectors
   reindex   BlueGreenReindexer.run in the precision ``auto`` resolves to, against bare
             SentenceTransformer.encode in that precision, measured right before and right after it
@@ -228,6 +229,12 @@ def main() -> None:
     latency, qvec = query_latency(emb, queries, args.query_reps)
     out["embed_query_ms"] = latency
     out["query_path_faster"] = min(PRECISIONS, key=lambda p: (latency[p]["p50"], latency[p]["p99"]))
+    # The same with one intra-op thread: on a shared 2-core box the 2-thread pool stalls at op boundaries
+    # whenever another process holds a core, and that tail grows with the op count, not the precision.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out["embed_query_ms_1_thread"] = query_latency(emb, queries, 1, seed=1)[0]
+    torch.set_num_threads(threads)
     out["quality"] = {p: _scores(qvec[p], qids, corpus[p], ids, relevant) for p in PRECISIONS}
     out["ndcg_delta"] = out["quality"]["bf16"]["ndcg@10"] - out["quality"]["fp32"]["ndcg@10"]
     for e in emb.values():
@@ -278,6 +285,10 @@ def print_table(out: dict[str, Any]) -> None:
     for s in ("p50", "p90", "p99"):
         rows.append((f"embed_query {s} ms", f"{lat['fp32'][s]:.2f}", f"{lat['bf16'][s]:.2f}",
                      f"x{lat['fp32'][s] / lat['bf16'][s]:.2f}", "faster: " + out["query_path_faster"] if s == "p50" else ""))
+    one = out["embed_query_ms_1_thread"]
+    for s in ("p50", "p99"):
+        rows.append((f"embed_query {s} ms, 1 thread", f"{one['fp32'][s]:.2f}", f"{one['bf16'][s]:.2f}",
+                     f"x{one['fp32'][s] / one['bf16'][s]:.2f}", ""))
     for m in ("ndcg@10", "recall@10"):
         d = q["bf16"][m] - q["fp32"][m]
         rows.append((f"SciFact test {m}", f"{q['fp32'][m]:.4f}", f"{q['bf16'][m]:.4f}", f"{d:+.4f}",
