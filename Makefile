@@ -30,7 +30,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check plugin adapters scheduler tests examples
+	$(VENV)/bin/ruff check plugin adapters scheduler tests examples benchmarks
 
 clean:
 	rm -rf $(VENV) .clicktune build dist *.egg-info

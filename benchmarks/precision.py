@@ -96,6 +96,7 @@ def query_latency(embeddings: dict, queries: list[str], reps: int, seed: int = 0
 def reindex_vs_bare(texts: list[str], ids: list[str], precision: str, batch_size: int, work: Path) -> dict:
     """clicktune's own pieces: ingest with the vector store, then a blue-green reindex to a second version."""
     import torch
+
     from clicktune.adapters import ClicktuneSettings, ModelRegistry
     from clicktune.adapters.models import autocast
     from clicktune.adapters.qdrant import close_shared_clients
@@ -188,6 +189,7 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     import torch
+
     from clicktune.adapters import ClicktuneSettings, ModelRegistry
     from clicktune.adapters.models import VersionEncoder, native_bf16_available, resolve_precision
     from clicktune.plugin import ClicktuneEmbeddings

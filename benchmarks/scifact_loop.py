@@ -35,6 +35,7 @@ def main() -> None:
     from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
     from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
     from clicktune.scheduler.evaluation import EvalSet, evaluate_collection
+    from clicktune.scheduler.gate import PromotionGate
     from clicktune.scheduler.loop import RetrainLoop
     from clicktune.scheduler.miner import mine_feedback
     from clicktune.scheduler.reindex import BlueGreenReindexer
@@ -75,6 +76,9 @@ def main() -> None:
     mined = mine_feedback(store.feedback, loop._doc_texts(live.collection), loop.mining)
     seconds["mine"] = time.perf_counter() - t
 
+    heldout = EvalSet(mined.eval_queries, mined.eval_relevant, name="heldout", judged=mined.eval_judged)
+    gate = PromotionGate.from_settings(settings)
+
     def train_and_score(rows: Dataset, label: str) -> dict:
         t0 = time.perf_counter()
         result = ClickTrainer(handle.registry, settings, loop.training).train(rows, info={"benchmark": label})
@@ -84,6 +88,11 @@ def main() -> None:
 
         def approve(champion_collection: str, candidate_collection: str) -> bool:
             scores.update(scored(candidate_collection, result.version))
+            # What the loop's gate would say on the held-out *click* queries (diagnostic only).
+            decision = gate.evaluate(handle, champion_collection, candidate_collection, heldout)
+            scores["gate"] = {"would_promote": decision.promoted, "reason": decision.reason,
+                              "heldout_champion": decision.champion["heldout"],
+                              "heldout_candidate": decision.candidate["heldout"]}
             return False  # score only; the live collection stays the base model's
 
         BlueGreenReindexer(handle).run(result.version, approve=approve)
@@ -122,6 +131,8 @@ def main() -> None:
         r = results[key]
         print(f"{key:<10} {r['ndcg@10']:>8.4f} {r['recall@10']:>10.4f} {r['mrr@10']:>8.4f}")
     print(f"(b)/(a) = {summary['b_over_a']:.4f}; share of oracle gain = {summary['share_of_oracle_gain']}")
+    for key in ("b_loop", "c_oracle"):
+        print(f"gate on held-out clicks, {key}: {results[key]['gate']['reason']}")
     print("seconds:", report["seconds"])
     print(f"JSON: {args.out}")
 

@@ -149,7 +149,7 @@ def rank_with_collection(
             for i in range(len(chunk))
         ]
         responses = client.query_batch_points(collection, requests=requests)
-        for qid, response in zip(chunk, responses):
+        for qid, response in zip(chunk, responses, strict=True):
             rankings[qid] = [str((p.payload or {}).get(DOC_ID_KEY, p.id)) for p in response.points]
     return rankings
 

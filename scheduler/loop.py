@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from clicktune.adapters.crashpoints import fail_point
 from clicktune.adapters.clicklog import ClickLog
+from clicktune.adapters.crashpoints import fail_point
 from clicktune.adapters.qdrant import IndexHandle
 from clicktune.adapters.settings import ClicktuneSettings
 from clicktune.scheduler.evaluation import EvalSet

@@ -288,7 +288,7 @@ class BlueGreenReindexer:
         probes, _ = self.client.scroll(target, limit=max(self.verify_queries * 8, 40), with_payload=True)
         probes = self._random.sample(probes, min(self.verify_queries, len(probes)))
         vectors = encoder.encode([(p.payload or {}).get(CONTENT_KEY, "") for p in probes], batch_size=self.batch_size)
-        for point, vector in zip(probes, vectors):
+        for point, vector in zip(probes, vectors, strict=True):
             hits = self.client.query_points(target, query=vector.tolist(), limit=10, with_payload=True).points
             text = (point.payload or {}).get(CONTENT_KEY)
             if any(str(h.id) == str(point.id) or (h.payload or {}).get(CONTENT_KEY) == text for h in hits):

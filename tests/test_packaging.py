@@ -20,7 +20,7 @@ def test_editable_install_maps_the_folders() -> None:
     import clicktune.scheduler
 
     for module, folder in zip(
-        (clicktune.plugin, clicktune.adapters, clicktune.scheduler), ("plugin", "adapters", "scheduler")
+        (clicktune.plugin, clicktune.adapters, clicktune.scheduler), ("plugin", "adapters", "scheduler"), strict=True
     ):
         assert Path(module.__file__).parent == REPO_ROOT / folder
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from clicktune.adapters.models.precision import PrecisionSetting, autocast, resolve_precision
 from tqdm.auto import tqdm
+
+from clicktune.adapters.models.precision import PrecisionSetting, autocast, resolve_precision
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

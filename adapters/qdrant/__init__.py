@@ -9,7 +9,6 @@ from clicktune.adapters.qdrant.documents import (
     document_from_payload,
     point_id,
 )
-from clicktune.adapters.qdrant.handle import IndexHandle
 from clicktune.adapters.qdrant.errors import (
     AliasIsCollectionError,
     AliasNotFoundError,
@@ -18,6 +17,7 @@ from clicktune.adapters.qdrant.errors import (
     ReindexVerificationError,
     VersionAlreadyLiveError,
 )
+from clicktune.adapters.qdrant.handle import IndexHandle
 
 __all__ = [
     "DOC_ID_KEY",

@@ -69,11 +69,11 @@ class VersionCollectionStore(QdrantVectorStore):
         while batch_texts := list(islice(texts_iter, batch_size)):
             batch_ids = list(islice(ids_iter, batch_size))
             batch_meta = list(islice(metadatas_iter, batch_size)) or [None] * len(batch_texts)
-            payloads = [build_payload(t, m, i) for t, m, i in zip(batch_texts, batch_meta, batch_ids)]
+            payloads = [build_payload(t, m, i) for t, m, i in zip(batch_texts, batch_meta, batch_ids, strict=True)]
             vectors = self._build_vectors(batch_texts)
             points = [
                 models.PointStruct(id=point_id(i), vector=v, payload=p)
-                for i, v, p in zip(batch_ids, vectors, payloads)
+                for i, v, p in zip(batch_ids, vectors, payloads, strict=True)
             ]
             yield list(batch_ids), points
 

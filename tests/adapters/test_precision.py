@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from clicktune.adapters import ClicktuneSettings, ModelRegistry
 from clicktune.adapters.models import VersionEncoder, encoder_for_version, resolve_precision
 from clicktune.adapters.models import precision as precision_module

@@ -10,7 +10,13 @@ from sqlalchemy import text
 from clicktune.adapters import ClicktuneSettings
 from clicktune.adapters.clicklog import ClickLog
 from clicktune.adapters.errors import DocNotShownError, UnknownSearchError
-from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore, record_click, record_clicks, set_default_click_log
+from clicktune.plugin import (
+    ClicktuneEmbeddings,
+    ClicktuneVectorStore,
+    record_click,
+    record_clicks,
+    set_default_click_log,
+)
 
 DOCS = {
     "fracture-1": "Vitamin D supplements lower the risk of hip fractures.",

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
+from shared_homes import clone_home
 
 from clicktune.plugin import ClicktuneEmbeddings
-
-from shared_homes import clone_home
 
 
 class _Params:

@@ -12,7 +12,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from clicktune.adapters import ClicktuneSettings, ConfigurationError
 from clicktune.adapters.clicklog import ClickLog
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
-from clicktune.scheduler.jobs import JOB_ID, build_trigger, configure, scheduled_retrain, start_background_loop
+from clicktune.scheduler.jobs import (
+    JOB_ID,
+    build_trigger,
+    configure,
+    scheduled_retrain,
+    start_background_loop,
+)
 
 
 def test_triggers_from_settings(tmp_path: Path) -> None:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
-from model_variants import perturbed_copy
 
 from clicktune.adapters import ClicktuneSettings, ModelRegistry, VersionNotFoundError
 from clicktune.adapters.errors import NothingToRollBackError

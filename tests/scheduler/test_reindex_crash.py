@@ -11,14 +11,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from shared_homes import clone_home
 
 from clicktune.adapters import ClicktuneSettings, ModelRegistry
 from clicktune.adapters.qdrant import close_shared_clients
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 from clicktune.scheduler.reindex import BlueGreenReindexer
-
-from shared_homes import clone_home
 
 BEFORE_SWAP = ["reindex.created", "reindex.copied", "reindex.indexed", "reindex.verified", "reindex.before_swap"]
 AFTER_SWAP = ["reindex.after_swap", "reindex.after_promote"]
