@@ -11,6 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 
+def power_law_examination(rank: int, eta: float) -> float:
+    """The position-based model's examination curve, ``1 / rank**eta``: the miner's prior where the log
+    is thin, and the simulator's ground truth, so the two can be compared like for like."""
+    return 1.0 / rank**eta
+
+
 @dataclass
 class PropensityModel:
     """Per-rank propensities, normalised to rank 1 = 1.0, monotone non-increasing."""
@@ -20,7 +26,7 @@ class PropensityModel:
     floor: float = 0.02
 
     def prior(self, rank: int) -> float:
-        return 1.0 / rank**self.eta
+        return power_law_examination(rank, self.eta)
 
     def fit(self, impressions_by_rank: Mapping[int, int], clicks_by_rank: Mapping[int, int]) -> dict[int, tuple[float, str]]:
         """Estimate from click-through rates where a rank has enough impressions, else use the prior.

@@ -19,6 +19,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from clicktune.scheduler.beir import BeirDataset
+from clicktune.scheduler.propensity import power_law_examination
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class ClickModel:
     p_noise: float = 0.05
 
     def examine(self, rank: int) -> float:
-        return 1.0 / rank**self.eta
+        return power_law_examination(rank, self.eta)
 
 
 @dataclass
