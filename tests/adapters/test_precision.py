@@ -33,6 +33,17 @@ def test_explicit_choices_are_honoured() -> None:
         resolve_precision("int8")
 
 
+def test_training_precision_follows_the_capability_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clicktune.scheduler.training import TrainingConfig
+
+    monkeypatch.setattr(precision_module, "native_bf16_available", _no_bf16)
+    assert TrainingConfig.from_settings(ClicktuneSettings()).bf16 is False
+    assert TrainingConfig.from_settings(ClicktuneSettings(train_precision="bf16")).bf16 is True
+    monkeypatch.setattr(precision_module, "native_bf16_available", _bf16)
+    assert TrainingConfig.from_settings(ClicktuneSettings()).bf16 is True
+    assert TrainingConfig.from_settings(ClicktuneSettings(train_precision="fp32")).bf16 is False
+
+
 @pytest.fixture(scope="module")
 def model(template_home: Path):
     return ModelRegistry.from_settings(ClicktuneSettings(home=template_home)).load_model("v0001")
