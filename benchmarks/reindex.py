@@ -40,7 +40,7 @@ def main() -> None:
     from langchain_qdrant import QdrantVectorStore
 
     from clicktune.adapters import ClicktuneSettings, ModelRegistry
-    from clicktune.adapters.models import resolve_model_source
+    from clicktune.adapters.models import autocast, resolve_model_source, resolve_precision
     from clicktune.adapters.qdrant import close_shared_clients
     from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
     from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
@@ -65,9 +65,17 @@ def main() -> None:
         v2_model[0].auto_model.embeddings.word_embeddings.weight.mul_(1.01)
     registry.register(v2_model, parent="v0001")
 
-    t = time.perf_counter()
-    base.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=True)
-    results["bare_encode_docs_per_s"] = len(texts) / (time.perf_counter() - t)
+    # Bare encode in the precision the reindexer runs in (settings.precision resolved here), so the
+    # ratio is the pipeline's overhead alone; fp32 alongside, for scale.
+    precision = resolve_precision(settings.precision, device=settings.device)
+    results["precision"] = precision
+    for label, p in (("bare_encode_docs_per_s", precision), ("bare_encode_fp32_docs_per_s", "fp32")):
+        if label.endswith("fp32_docs_per_s") and precision == "fp32":
+            continue
+        t = time.perf_counter()
+        with autocast(p, base.device.type):
+            base.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=True)
+        results[label] = len(texts) / (time.perf_counter() - t)
 
     embeddings = ClicktuneEmbeddings(settings, watch=False)
     store = ClicktuneVectorStore(settings, embeddings=embeddings)
