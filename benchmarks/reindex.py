@@ -69,9 +69,10 @@ def main() -> None:
     # ratio is the pipeline's overhead alone; fp32 alongside, for scale.
     precision = resolve_precision(settings.precision, device=settings.device)
     results["precision"] = precision
-    for label, p in (("bare_encode_docs_per_s", precision), ("bare_encode_fp32_docs_per_s", "fp32")):
-        if label.endswith("fp32_docs_per_s") and precision == "fp32":
-            continue
+    bare_sides = {"bare_encode_docs_per_s": precision}
+    if precision != "fp32":
+        bare_sides["bare_encode_fp32_docs_per_s"] = "fp32"
+    for label, p in bare_sides.items():
         t = time.perf_counter()
         with autocast(p, base.device.type):
             base.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=True)

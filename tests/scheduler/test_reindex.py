@@ -195,6 +195,13 @@ def test_e_bad_input(store: ClicktuneVectorStore, scifact_docs, settings, varian
     with pytest.raises(NothingToReindexError, match="empty"):
         reindexer.run("v0002")
     _index(store, scifact_docs[:20])
+    live = store.collections.require_live().collection
+    count = store.client.count(live).count
+    with pytest.raises(ValueError, match="2 texts but 1 ids"):
+        store.add_texts(["a", "b"], ids=["a"])
+    with pytest.raises(ValueError, match="2 texts but 1 metadatas"):
+        store.add_texts(["a", "b"], ids=["a", "b"], metadatas=[{}])
+    assert store.client.count(live).count == count  # nothing half-written
     with pytest.raises(VersionNotFoundError):
         reindexer.run("v0042")
     with pytest.raises(VersionAlreadyLiveError):
