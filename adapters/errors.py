@@ -65,3 +65,15 @@ class InvalidGradeError(FeedbackError):
 
 class ClickWindowExpiredError(FeedbackError):
     """The click arrives later than the click window allows after its search."""
+
+
+class ChallengerError(ClicktuneError):
+    """Base class: a challenger phase cannot be started, changed or ended as asked."""
+
+
+class ChallengerRunningError(ChallengerError):
+    """A challenger phase is running for this alias; end it (promote or drop) before this operation."""
+
+
+class NoChallengerError(ChallengerError, LookupError):
+    """No challenger phase is running for this alias."""

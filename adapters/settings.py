@@ -75,12 +75,37 @@ class ClicktuneSettings(BaseSettings):
     train_min_pairs: int = Field(default=32, ge=1, description="Fewer mined pairs than this: no training.")
     seed: int = 42
 
-    # The promotion gate ----------------------------------------------------------------------------
+    # The offline check (a safety guard before the challenger phase) -------------------------------
     gate_metric: Literal["ndcg@10", "mrr@10", "recall@10"] = "ndcg@10"
-    gate_min_delta: float = Field(default=0.005, ge=0, description="Candidate must beat champion by this.")
+    gate_tolerance: float = Field(
+        default=0.02, ge=0, description="Largest drop on held-out clicks a candidate may show and still be tried."
+    )
     gate_min_queries: int = Field(default=10, ge=1, description="Held-out queries needed to decide at all.")
     golden_dir: Path | None = Field(default=None, description="Optional BEIR folder of golden queries/qrels.")
     golden_tolerance: float = Field(default=0.005, ge=0, description="Allowed drop on the golden set.")
+
+    # The challenger phase (online team-draft interleaving) ----------------------------------------
+    interleave_share: float = Field(
+        default=0.5, gt=0, le=1, description="Share of searches served interleaved while a challenger runs."
+    )
+    challenger_alpha: float = Field(
+        default=0.05, gt=0, lt=0.5, description="Chance of promoting a challenger that is no better (one-sided)."
+    )
+    challenger_first_look: int = Field(
+        default=100, ge=10, description="Decided searches (a click difference) before the first decision."
+    )
+    challenger_last_look: int = Field(
+        default=1600, ge=10, description="Decided searches at the last look; looks double from the first."
+    )
+    challenger_max_hours: float = Field(
+        default=168.0, gt=0, description="A phase still undecided after this long drops its challenger."
+    )
+    challenger_settle_seconds: float = Field(
+        default=600.0, ge=0, description="A search counts once its clicks have had this long to arrive."
+    )
+    challenger_refresh_seconds: float = Field(
+        default=2.0, ge=0, description="How often a serving process re-reads the challenger state."
+    )
 
     # Scheduling ------------------------------------------------------------------------------------
     schedule_interval_minutes: float | None = Field(default=60.0, gt=0)
@@ -112,6 +137,8 @@ class ClicktuneSettings(BaseSettings):
     def _one_qdrant_target(self) -> ClicktuneSettings:
         if self.qdrant_url and self.qdrant_path:
             raise ValueError("set either qdrant_url (server) or qdrant_path (embedded), not both")
+        if self.challenger_last_look < self.challenger_first_look:
+            raise ValueError("challenger_last_look must be >= challenger_first_look")
         return self
 
     # Derived locations -------------------------------------------------------------------------

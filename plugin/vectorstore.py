@@ -8,7 +8,10 @@ process and across any swap (DESIGN invariant 1). Each result says which version
 from __future__ import annotations
 
 import logging
+import math
+import random
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -19,10 +22,11 @@ from langchain_core.vectorstores import VectorStore
 from qdrant_client import QdrantClient
 from tqdm.auto import tqdm
 
-from clicktune.adapters.clicklog import ClickLog, Impression, ImpressionLogger, ShownResult
+from clicktune.adapters.clicklog import Challenger, ClickLog, Impression, ImpressionLogger, ShownResult
 from clicktune.adapters.qdrant import IndexHandle, LiveCollection, VersionCollectionStore
 from clicktune.adapters.settings import ClicktuneSettings, load_settings
 from clicktune.plugin.embeddings import ClicktuneEmbeddings
+from clicktune.plugin.interleaving import team_draft
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,12 @@ class ClicktuneVectorStore(VectorStore):
     on results, and the coordination of writes with a running blue-green reindex.
 
     Writes also go to the previous version's collection while it is kept for rollback, embedded by
-    the previous model, so a rollback serves every document acknowledged since the promotion.
+    the previous model, so a rollback serves every document acknowledged since the promotion; and,
+    during a challenger phase, to the challenger's collection, so a promoted challenger has them all.
+
+    While a challenger phase runs (see ``clicktune.scheduler.challenger``), a share of searches is
+    served as a team-draft interleaving of champion and challenger; ``interleave=False`` opts a store
+    out (it then serves the champion alone, and its clicks count for training only).
     """
 
     def __init__(
@@ -49,6 +58,7 @@ class ClicktuneVectorStore(VectorStore):
         mirror_writes_to_previous: bool = True,
         log_impressions: bool | None = None,
         feedback: ClickLog | None = None,
+        interleave: bool = True,
         **setting_overrides: Any,
     ) -> None:
         self.settings = load_settings(settings, **setting_overrides)
@@ -69,6 +79,11 @@ class ClicktuneVectorStore(VectorStore):
         self._stores: dict[str, VersionCollectionStore] = {}
         self._stores_lock = threading.Lock()
         self._bootstrap_lock = threading.Lock()
+        self.interleave = interleave
+        self._challenger: Challenger | None = None
+        self._challenger_checked_at = float("-inf")
+        self._challenger_lock = threading.Lock()
+        self._random = random.Random(self.settings.seed)
 
     # Plumbing ----------------------------------------------------------------------------------
     @property
@@ -126,14 +141,22 @@ class ClicktuneVectorStore(VectorStore):
             return LiveCollection(name, version)
 
     def _write_targets(self, live: LiveCollection) -> list[LiveCollection]:
+        """The live collection, the one a rollback would serve, and a running challenger's.
+
+        Read fresh on every write (under the coordinator's shared lock), never cached: a write
+        acknowledged after a swap or after a challenger started must reach every collection that
+        may serve it later.
+        """
         targets = [live]
         if self.mirror_writes_to_previous:
-            previous = self.registry.previous()
+            previous = self.handle.rollback_version(live.version)
             if previous and previous != live.version:
-                name = self.collections.name_for(previous)
-                if self.client.collection_exists(name):
-                    targets.append(LiveCollection(name, previous))
-        return targets
+                targets.append(LiveCollection(self.collections.name_for(previous), previous))
+        challenger = self.feedback.challengers.active(self.alias)
+        if challenger is not None:
+            targets.append(LiveCollection(challenger.challenger_collection, challenger.challenger_version))
+        unique = list({t.collection: t for t in targets}.values())
+        return [unique[0], *[t for t in unique[1:] if self.client.collection_exists(t.collection)]]
 
     # Writes ------------------------------------------------------------------------------------
     def add_texts(
@@ -202,8 +225,69 @@ class ClicktuneVectorStore(VectorStore):
         live = self.collections.live()
         if live is None:
             return []
+        challenger = self._challenger_for_this_search(live)
+        if challenger is not None:
+            try:
+                results, versions = self._interleaved(query, k, live, challenger, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the challenger must never fail a user's search
+                log.warning("interleaving with %s failed (%s: %s); serving the champion alone",
+                            challenger.challenger_version, type(exc).__name__, exc)
+            else:
+                return self._finish(query, results, live, log_impression, user_id, session_id,
+                                    versions=versions, challenge_id=challenger.id)
         results = self.store_for(live).similarity_search_with_score(query, k, **kwargs)
         return self._finish(query, results, live, log_impression, user_id, session_id)
+
+    # The challenger phase ----------------------------------------------------------------------
+    def active_challenger(self) -> Challenger | None:
+        """The alias's running challenger, as the feedback database says, re-read every few seconds.
+
+        Cached for ``challenger_refresh_seconds`` so a search costs no database round trip; serving
+        processes therefore pick up a new challenger, and its end, within that time.
+        """
+        now = time.monotonic()
+        with self._challenger_lock:
+            if now - self._challenger_checked_at < self.settings.challenger_refresh_seconds:
+                return self._challenger
+        try:
+            challenger = self.feedback.challengers.active(self.alias)
+        except Exception as exc:  # noqa: BLE001 - no challenger beats a failed search
+            log.warning("could not read the challenger state (%s: %s); serving the champion", type(exc).__name__, exc)
+            challenger = None
+        with self._challenger_lock:
+            self._challenger, self._challenger_checked_at = challenger, now
+        return challenger
+
+    def _challenger_for_this_search(self, live: LiveCollection) -> Challenger | None:
+        if not self.interleave:
+            return None
+        challenger = self.active_challenger()
+        if challenger is None or challenger.champion_collection != live.collection:
+            return None
+        with self._challenger_lock:
+            draw = self._random.random()
+        return challenger if draw < challenger.interleave_share else None
+
+    def _interleaved(
+        self, query: str, k: int, live: LiveCollection, challenger: Challenger, **kwargs: Any
+    ) -> tuple[list[tuple[Document, float]], list[str]]:
+        """Team-draft interleaving of the champion's and the challenger's top ``k``.
+
+        Each model embeds the query for its own collection (DESIGN invariant 1, per result), and each
+        shown document keeps the score and version of the model that contributed it.
+        """
+        other = LiveCollection(challenger.challenger_collection, challenger.challenger_version)
+        teams = (
+            self.store_for(live).similarity_search_with_score(query, k, **kwargs),
+            self.store_for(other).similarity_search_with_score(query, k, **kwargs),
+        )
+        by_id = [{str(doc.id): (doc, score) for doc, score in team} for team in teams]
+        with self._challenger_lock:
+            seed = self._random.getrandbits(64)
+        picks = team_draft([str(d.id) for d, _ in teams[0]], [str(d.id) for d, _ in teams[1]], k,
+                           random.Random(seed))
+        versions = (live.version, other.version)
+        return [by_id[p.team][p.item] for p in picks], [versions[p.team] for p in picks]
 
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
@@ -233,24 +317,29 @@ class ClicktuneVectorStore(VectorStore):
         log_impression: bool | None,
         user_id: str | None,
         session_id: str | None,
+        *,
+        versions: list[str] | None = None,
+        challenge_id: int | None = None,
     ) -> list[tuple[Document, float]]:
         """Stamp provenance on each result (search, rank, model on both sides) and log the impression.
 
-        A logging failure never fails the search: it is a warning and ``impression_logger.failures``.
+        ``versions`` gives each result's model on an interleaved search (the collection it came from
+        is that model's, and so is the query's embedding). A logging failure never fails the search:
+        it is a warning and ``impression_logger.failures``.
         """
         if not self.annotate_results:
             return results
         search_id = str(uuid.uuid4())
-        query_version = self.store_for(live).embeddings.current_version  # type: ignore[union-attr]
-        for rank, (doc, _score) in enumerate(results, start=1):
-            doc.metadata.update(search_id=search_id, rank=rank, model_version=live.version,
-                                query_model_version=query_version)
+        per_result = versions or [live.version] * len(results)
+        for rank, ((doc, _score), version) in enumerate(zip(results, per_result, strict=True), start=1):
+            doc.metadata.update(search_id=search_id, rank=rank, model_version=version, query_model_version=version)
         if results and (self.log_impressions if log_impression is None else log_impression):
             self.impression_logger.log(Impression(
                 search_id=search_id, query=query, model_version=live.version, collection=live.collection,
-                user_id=user_id, session_id=session_id,
-                results=[ShownResult(doc_id=str(doc.id), rank=rank, score=None if score != score else float(score))
-                         for rank, (doc, score) in enumerate(results, start=1)],
+                user_id=user_id, session_id=session_id, alias=self.alias, challenge_id=challenge_id,
+                results=[ShownResult(doc_id=str(doc.id), rank=rank, score=None if math.isnan(score) else float(score),
+                                     model_version=version if challenge_id is not None else None)
+                         for rank, ((doc, score), version) in enumerate(zip(results, per_result, strict=True), start=1)],
             ))
         return results
 

@@ -1,6 +1,8 @@
-"""The operator's loop: mining clicks, training, the promotion gate, blue-green re-indexing, scheduling."""
+"""The operator's loop: mining clicks, training, the offline check, the challenger phase, blue-green
+re-indexing, scheduling."""
 
-from clicktune.scheduler.gate import GateDecision, PromotionGate
+from clicktune.scheduler.challenger import ChallengerPhase, SequentialSignTest, Verdict
+from clicktune.scheduler.gate import OfflineCheck, OfflineCheckResult
 from clicktune.scheduler.jobs import run_worker, start_background_loop
 from clicktune.scheduler.loop import RetrainLoop, RetrainOutcome
 from clicktune.scheduler.miner import MinedFeedback, MiningConfig, mine_events, mine_feedback
@@ -13,15 +15,18 @@ __all__ = [
     "ClickModel",
     "ClickSimulator",
     "ClickTrainer",
-    "GateDecision",
+    "ChallengerPhase",
     "MinedFeedback",
     "MiningConfig",
-    "PromotionGate",
+    "OfflineCheck",
+    "OfflineCheckResult",
     "ReindexReport",
     "RetrainLoop",
     "RetrainOutcome",
+    "SequentialSignTest",
     "SimulationConfig",
     "TrainingConfig",
+    "Verdict",
     "mine_events",
     "mine_feedback",
     "rollback",

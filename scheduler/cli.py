@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -16,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clicktune.adapters import ClicktuneError, ClicktuneSettings
+from clicktune.adapters.clicklog import ClickLog
 from clicktune.adapters.qdrant import IndexHandle, close_shared_clients
 
 app = typer.Typer(help="clicktune: retrieval that improves from clicks.", no_args_is_help=True, add_completion=False)
@@ -49,8 +52,6 @@ def _handle() -> IndexHandle:
 
 
 def _status_data(handle: IndexHandle) -> dict:
-    from clicktune.adapters.clicklog import ClickLog
-
     live = handle.collections.live()
     pointer = handle.registry.pointer()
     log = ClickLog.from_settings(handle.settings)
@@ -75,7 +76,20 @@ def _status_data(handle: IndexHandle) -> dict:
             {k: row.get(k) for k in ("version", "status", "parent", "created_at", "embedding_dim", "index_precision")}
             for row in handle.registry.describe()
         ],
+        "challenger": _challenger_data(handle, log),
     }
+
+
+def _challenger_data(handle: IndexHandle, log) -> dict | None:  # noqa: ANN001
+    from clicktune.scheduler.challenger import ChallengerPhase
+
+    phase = ChallengerPhase(handle, log)
+    running = phase.active()
+    if running is None:
+        return None
+    verdict = phase.judge(running)
+    return {"id": running.id, "champion": running.champion_version, "challenger": running.challenger_version,
+            "started_at": running.started_at, "interleave_share": running.interleave_share, **verdict.as_dict()}
 
 
 @app.command()
@@ -96,6 +110,17 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         versions.add_row(row["version"], row["status"], row["parent"] or "-", str(row["created_at"])[:19],
                          str(row["embedding_dim"]), row["index_precision"] or "-")
     console.print(versions)
+    challenger = data["challenger"]
+    if challenger:
+        console.print(
+            f"challenger [bold]{challenger['challenger']}[/] vs champion {challenger['champion']} since "
+            f"{str(challenger['started_at'])[:19]} ({challenger['interleave_share']:.0%} of searches interleaved): "
+            f"{challenger['searches']} searches, {challenger['wins']} wins, {challenger['losses']} losses, "
+            f"{challenger['ties']} ties, z {challenger['z']:+.2f} (boundary ±{challenger['boundary']:.2f}); "
+            f"{challenger['reason']}"
+        )
+    else:
+        console.print("challenger: none running")
     console.print(f"clicks: {data['clicks_total']} total, {data['clicks_since_last_run']} since the last run")
     for run in data["last_runs"]:
         console.print(f"  {str(run['started_at'])[:19]}  {run['status']:<9} {run['candidate'] or '-':<6} {run['reason']}")
@@ -105,10 +130,10 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 def retrain(
     force: Annotated[bool, typer.Option("--force", help="Run even if fewer than min_new_clicks arrived.")] = False,
 ) -> None:
-    """Mine clicks, train a candidate, gate it, and promote it blue-green if it is better.
+    """One tick of the loop: train a candidate and open its challenger phase, or judge the running one.
 
-    Exit code 0 when the loop ran (promoted, rejected or skipped), 3 when another retrain holds the
-    lock, 1 when a step failed (alias and CURRENT are then unchanged).
+    Exit code 0 when the tick ran (challenger, running, promoted, dropped, rejected or skipped), 3 when
+    another process holds the alias's lock, 1 when a step failed (alias and CURRENT are then unchanged).
     """
     from clicktune.scheduler.loop import RetrainLoop
 
@@ -146,20 +171,27 @@ def evaluate(
 
 @app.command()
 def history() -> None:
-    """Every model version with its gate scores and decision."""
+    """Every decision: offline checks and challenger phases, oldest first."""
     handle = _handle()
-    table = Table("version", "status", "parent", "created", "pairs", "champion", "candidate", "decision")
+    table = Table("version", "status", "parent", "created", "pairs", "decision", "champion", "detail")
     for row in handle.registry.describe():
-        decision = (row.get("decisions") or [{}])[-1]
-        metric = decision.get("metric", "ndcg@10")
-        champ = decision.get("champion", {}).get("heldout", {}).get(metric)
-        cand = decision.get("candidate", {}).get("heldout", {}).get(metric)
-        table.add_row(
-            row["version"], row.get("status", "?"), row.get("parent") or "-", str(row.get("created_at"))[:19],
-            str((row.get("training") or {}).get("pairs", "-")),
-            f"{champ:.4f}" if champ is not None else "-", f"{cand:.4f}" if cand is not None else "-",
-            ("promoted" if decision.get("promoted") else "rejected") if decision else "-",
-        )
+        decisions = row.get("decisions") or []
+        base = [row["version"], row.get("status", "?"), row.get("parent") or "-", str(row.get("created_at"))[:19],
+                str((row.get("training") or {}).get("pairs", "-"))]
+        if not decisions:
+            table.add_row(*base, "-", "-", "-")
+        for decision in decisions:
+            if decision.get("kind") == "challenger":
+                detail = (f"{decision.get('searches', '-')} searches, {decision.get('wins', '-')} W / "
+                          f"{decision.get('losses', '-')} L / {decision.get('ties', '-')} T, z {decision.get('z', '-')}: "
+                          f"{decision.get('reason', '')}")
+                table.add_row(*base, f"challenger {decision.get('outcome')}", decision.get("champion_version", "-"),
+                              detail)
+            else:
+                passed = decision.get("passed", decision.get("promoted"))
+                table.add_row(*base, "offline " + ("passed" if passed else "failed"),
+                              decision.get("champion_version", "-"), decision.get("reason", ""))
+            base = ["", "", "", "", ""]
     console.print(table)
 
 
@@ -168,17 +200,20 @@ def demo(
     data: Annotated[str | None, typer.Option("--data", help="BEIR folder (default: the bundled SciFact).")] = None,
     home: Annotated[str, typer.Option("--demo-home", help="Scratch home, wiped at start.")] = ".clicktune-demo",
     report: Annotated[str, typer.Option("--report", help="Where report.json and report.png go.")] = "demo-report",
-    rounds: Annotated[int, typer.Option(help="Rounds of simulated traffic over the train queries.")] = 3,
-    epochs: Annotated[float, typer.Option(help="Training epochs.")] = 1.0,
+    rounds: Annotated[int, typer.Option(help="Rounds of simulated traffic over the train queries.")] = 2,
+    phase_rounds: Annotated[int, typer.Option(help="At most this many rounds of interleaved traffic.")] = 4,
+    epochs: Annotated[float, typer.Option(help="Training epochs.")] = 3.0,
     max_seq_length: Annotated[int, typer.Option(help="Token limit for indexing and queries.")] = 128,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated users and of training.")] = 0,
 ) -> None:
-    """Index SciFact, simulate clicks, run the loop, and report nDCG@10 before and after."""
+    """Index SciFact, simulate clicks, run the loop with its challenger phase, report nDCG@10 before and after."""
     from pathlib import Path
 
     from clicktune.scheduler.demo import DemoConfig, run_demo
 
-    cfg = DemoConfig(home=Path(home), report_dir=Path(report), rounds=rounds, train_epochs=epochs,
-                     max_seq_length=max_seq_length, train_max_seq_length=max_seq_length)
+    cfg = DemoConfig(home=Path(home), report_dir=Path(report), rounds=rounds, phase_rounds=phase_rounds,
+                     train_epochs=epochs, max_seq_length=max_seq_length, train_max_seq_length=max_seq_length,
+                     seed=seed)
     if data:
         cfg.data_dir = Path(data)
     run_demo(cfg, console)
@@ -194,6 +229,24 @@ def worker() -> None:
     run_worker(_State.settings)
 
 
+@contextmanager
+def _exclusive(action: str) -> Iterator[IndexHandle]:
+    """The alias's lease (exit 3 when another process holds it) and no running challenger."""
+    from clicktune.scheduler.challenger import ChallengerPhase
+    from clicktune.scheduler.loop import RetrainLoop
+
+    assert _State.settings is not None
+    loop = RetrainLoop(_State.settings)
+    with loop.lease() as held:
+        if not held:
+            err.print(f"another process holds the lock of alias {loop.alias!r}; try again later")
+            raise typer.Exit(EXIT_LOCKED)
+        handle = loop.handle
+        if action != "end a challenger":
+            ChallengerPhase(handle, loop.feedback).ensure_none_running(action)
+        yield handle
+
+
 @app.command()
 def reindex(
     version: Annotated[str, typer.Option("--version", "-v", help="Registered model version, e.g. v0003.")],
@@ -201,7 +254,8 @@ def reindex(
     """Build <alias>__<version> from the live collection, verify it, swap the alias, promote CURRENT."""
     from clicktune.scheduler.reindex import BlueGreenReindexer
 
-    report = BlueGreenReindexer(_handle()).run(version)
+    with _exclusive("re-index") as handle:
+        report = BlueGreenReindexer(handle).run(version)
     console.print(
         f"{report.source} -> {report.target}: {report.points} points, {report.replayed} replayed, "
         f"{report.seconds.get('total', 0):.1f}s; alias and CURRENT now {report.version}"
@@ -213,8 +267,43 @@ def rollback() -> None:
     """Alias and CURRENT back to the previous version (its collection is kept: no re-encoding)."""
     from clicktune.scheduler.reindex import rollback as do_rollback
 
-    version = do_rollback(_handle())
+    with _exclusive("roll back") as handle:
+        version = do_rollback(handle)
     console.print(f"rolled back: alias and CURRENT now {version}")
+
+
+challenger_app = typer.Typer(help="End a running challenger phase by hand.", no_args_is_help=True)
+app.add_typer(challenger_app, name="challenger")
+
+
+def _end_challenger(decision: str) -> None:
+    from clicktune.adapters.errors import NoChallengerError
+    from clicktune.scheduler.challenger import ChallengerPhase
+
+    with _exclusive("end a challenger") as handle:
+        phase = ChallengerPhase(handle, ClickLog.from_settings(handle.settings))
+        running = phase.reconcile()
+        if running is None:
+            raise NoChallengerError(f"no challenger is running on alias {handle.collections.alias!r}")
+        verdict = {**phase.judge(running).as_dict(), "decision": decision, "reason": f"{decision} by hand"}
+        if decision == "promote":
+            phase.promote(running, verdict)
+        else:
+            phase.drop(running, verdict)
+    console.print(f"challenger {running.challenger_version}: {decision} by hand "
+                  f"({verdict['wins']} wins, {verdict['losses']} losses, {verdict['ties']} ties, z {verdict['z']:+.2f})")
+
+
+@challenger_app.command("promote")
+def challenger_promote() -> None:
+    """Promote the running challenger now, whatever its counts say."""
+    _end_challenger("promote")
+
+
+@challenger_app.command("drop")
+def challenger_drop() -> None:
+    """Drop the running challenger now: its collection is deleted, the champion stays."""
+    _end_challenger("drop")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,10 @@
 """`clicktune demo`: the whole loop on real data, in one command, with a before/after report.
 
 Index SciFact into embedded Qdrant, measure nDCG@10 / Recall@10 on its test queries, let simulated
-users click through the train queries, run the real loop (mine, train, gate, blue-green reindex,
-swap), measure again, and write ``report.json`` and ``report.png``. Test queries and qrels are never
-seen by the loop: only clicks on train queries are.
+users click through the train queries, run the real loop (mine, train, build the candidate's
+collection, offline check, challenger phase: simulated users click on team-draft interleaved results
+until the sequential test decides), measure again, and write ``report.json`` and ``report.png``.
+Test queries and qrels are never seen by the loop: only clicks on train queries are.
 """
 
 from __future__ import annotations
@@ -31,23 +32,29 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoConfig:
-    """The demo's budget: chosen to finish well inside 15 minutes on a 2-core CPU (see README)."""
+    """The demo's budget: chosen to finish inside 15 minutes on a 2-core CPU, install included (README)."""
 
     data_dir: Path = BUNDLED_SCIFACT
     home: Path = Path(".clicktune-demo")
     report_dir: Path = Path("demo-report")
     max_seq_length: int = 128
     train_max_seq_length: int = 128
-    train_epochs: float = 1.0
-    rounds: int = 3
+    train_epochs: float = 3.0
+    #: Rounds of traffic (each train query once per round) before the first training.
+    rounds: int = 2
+    #: At most this many rounds of interleaved traffic in the challenger phase.
+    phase_rounds: int = 4
     users: int = 50
     seed: int = 0
 
 
 def _settings(cfg: DemoConfig) -> ClicktuneSettings:
+    # Every simulated search may be interleaved, and its clicks count at once (simulated users click
+    # immediately); the sequential test and the offline check keep their production defaults.
     return ClicktuneSettings(
         home=cfg.home, max_seq_length=cfg.max_seq_length, train_max_seq_length=cfg.train_max_seq_length,
-        train_epochs=cfg.train_epochs, min_new_clicks=1, progress=True, seed=cfg.seed, gate_min_delta=0.0,
+        train_epochs=cfg.train_epochs, min_new_clicks=1, progress=True, seed=cfg.seed, interleave_share=1.0,
+        challenger_settle_seconds=0.0, challenger_refresh_seconds=0.0, watch_registry=False,
     )
 
 
@@ -62,7 +69,15 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
     data = BeirDataset.load(cfg.data_dir)
     test = EvalSet(data.split_queries("test"), {q: {d for d, g in r.items() if g > 0}
                                                 for q, r in data.qrels["test"].items()}, name="test")
-    console.rule(f"[bold]clicktune demo[/]: {len(data.corpus):,} documents, {len(test)} test queries")
+    console.rule(f"[bold]clicktune demo[/]: {len(data.corpus):,} documents, {len(test)} test queries, seed {cfg.seed}")
+    click_model = ClickModel(eta=1.0, p_relevant=0.9, p_noise=0.05)
+
+    def simulate(store: ClicktuneVectorStore, rounds: int, seed: int) -> dict[str, Any]:
+        return ClickSimulator(
+            data, store.similarity_search, store.record_click,
+            SimulationConfig(split="train", rounds=rounds, users=cfg.users, k=10, seed=seed, click_model=click_model),
+            show_progress=True,
+        ).run().as_dict()
 
     with ClicktuneEmbeddings(settings, watch=False) as embeddings:
         store = ClicktuneVectorStore(settings, embeddings=embeddings)
@@ -74,45 +89,56 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
         console.print(f"before: {before_version} nDCG@10 {before.ndcg_at_10:.4f}  Recall@10 {before.recall_at_10:.4f}")
 
         t = time.perf_counter()
-        simulator = ClickSimulator(
-            data, store.similarity_search, store.record_click,
-            SimulationConfig(split="train", rounds=cfg.rounds, users=cfg.users, k=10, seed=cfg.seed,
-                             click_model=ClickModel(eta=1.0, p_relevant=0.9, p_noise=0.05)),
-            show_progress=True,
-        )
-        traffic = simulator.run()
+        traffic = simulate(store, cfg.rounds, cfg.seed)
         timings["traffic"] = time.perf_counter() - t
-        console.print(f"traffic: {traffic.searches:,} searches, {traffic.clicks:,} clicks "
-                      f"({traffic.relevant_clicks:,} on relevant documents)")
+        console.print(f"traffic: {traffic['searches']:,} searches, {traffic['clicks']:,} clicks "
+                      f"({traffic['relevant_clicks']:,} on relevant documents)")
 
         t = time.perf_counter()
         loop = RetrainLoop(settings, handle=store.handle, feedback=store.feedback)
-        candidate_test: dict[str, Any] = {}
-        gate_evaluate = loop.gate.evaluate
-
-        def evaluate_and_peek(handle, champion_collection, candidate_collection, heldout):  # noqa: ANN001
-            # The demo also scores the candidate on the test queries, for the report only: the
-            # decision below is the gate's, made on held-out clicks, as in production.
-            version = handle.collections.version_of(candidate_collection)
-            candidate_test.update(version=version, **evaluate_collection(
-                handle.client, candidate_collection, handle.encoder(version), test).as_dict())
-            return gate_evaluate(handle, champion_collection, candidate_collection, heldout)
-
-        loop.gate.evaluate = evaluate_and_peek  # type: ignore[method-assign]
-        outcome = loop.retrain_once(force=True)
-        timings["loop"] = time.perf_counter() - t
-        console.print(f"loop: [bold]{outcome.status}[/] - {outcome.reason}")
+        started = loop.tick(force=True)
+        timings["train_and_build"] = time.perf_counter() - t
+        console.print(f"loop: [bold]{started.status}[/] - {started.reason}")
+        candidate: dict[str, Any] = {}
+        phase_rounds: list[dict[str, Any]] = []
+        final = started
+        challenger = store.active_challenger()
+        if started.status == "challenger" and challenger is not None:
+            # The challenger's own collection, scored on the test queries for the report only.
+            candidate = {"version": challenger.challenger_version, **evaluate_collection(
+                store.client, challenger.challenger_collection, store.handle.encoder(challenger.challenger_version),
+                test).as_dict()}
+            t = time.perf_counter()
+            for i in range(cfg.phase_rounds):
+                round_traffic = simulate(store, 1, cfg.seed + 1000 * (i + 1))
+                final = loop.tick()
+                verdict = final.decision or {}
+                phase_rounds.append({"round": i + 1, "searches": round_traffic["searches"], "status": final.status,
+                                     **{k: verdict.get(k) for k in ("wins", "losses", "ties", "z")}})
+                console.print(f"challenger phase, round {i + 1}: {final.status} - {verdict.get('wins')} wins, "
+                              f"{verdict.get('losses')} losses, {verdict.get('ties')} ties, z {verdict.get('z')}; "
+                              f"{final.reason}")
+                if final.status != "running":
+                    break
+            timings["challenger_phase"] = time.perf_counter() - t
         after, after_version = _measure(store, test)
 
     report = {
         "dataset": str(cfg.data_dir),
+        "seed": cfg.seed,
         "settings": {"max_seq_length": cfg.max_seq_length, "train_max_seq_length": cfg.train_max_seq_length,
-                     "train_epochs": cfg.train_epochs, "rounds": cfg.rounds, "users": cfg.users},
+                     "train_epochs": cfg.train_epochs, "rounds": cfg.rounds, "phase_rounds": cfg.phase_rounds,
+                     "users": cfg.users, "interleave_share": settings.interleave_share,
+                     "challenger_alpha": settings.challenger_alpha},
         "before": {"version": before_version, **before.as_dict()},
         "after": {"version": after_version, **after.as_dict()},
-        "candidate": candidate_test,
-        "traffic": traffic.as_dict(),
-        "loop": outcome.as_dict(),
+        "candidate": candidate,
+        "traffic": traffic,
+        "training": started.as_dict(),
+        "offline_check": (started.decision or {}).get("offline"),
+        "challenger_phase": {"rounds": phase_rounds, "status": final.status, "reason": final.reason,
+                             "verdict": final.decision if final is not started else None},
+        "outcome": final.status,
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
     cfg.report_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +155,14 @@ def _measure(store, test: EvalSet) -> tuple[Scores, str]:  # noqa: ANN001
 
 
 def _table(console: Console, report: dict[str, Any]) -> None:
+    offline = report.get("offline_check") or {}
+    if offline:
+        console.print(f"offline check ({'passed' if offline.get('passed') else 'failed'}): {offline.get('reason')}")
+    verdict = report["challenger_phase"].get("verdict") or {}
+    if verdict:
+        console.print(f"challenger phase: {verdict.get('searches')} interleaved searches, {verdict.get('wins')} wins, "
+                      f"{verdict.get('losses')} losses, {verdict.get('ties')} ties, z {verdict.get('z')} "
+                      f"(boundary ±{verdict.get('boundary')}) -> [bold]{report['outcome']}[/]")
     table = Table(title="SciFact test queries (never used for training)")
     table.add_column("")
     for col in ("model", "nDCG@10", "Recall@10", "MRR@10"):
@@ -152,17 +186,34 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.2))
     metrics = ["ndcg@10", "recall@10", "mrr@10"]
     xs = range(len(metrics))
-    left.bar([x - 0.2 for x in xs], [report["before"][m] for m in metrics], 0.4,
-             label=f"before ({report['before']['version']})")
-    left.bar([x + 0.2 for x in xs], [report["after"][m] for m in metrics], 0.4,
-             label=f"after ({report['after']['version']})")
+    bars = [("before", report["before"]), ("after", report["after"])]
+    if report.get("candidate") and report["candidate"].get("version") != report["after"]["version"]:
+        bars.append(("candidate, not promoted", report["candidate"]))
+    width = 0.8 / len(bars)
+    for i, (label, row) in enumerate(bars):
+        left.bar([x + (i - (len(bars) - 1) / 2) * width for x in xs], [row[m] for m in metrics], width,
+                 label=f"{label} ({row['version']})")
     left.set_xticks(list(xs), metrics)
     left.set_ylim(0, 1)
     left.set_title("SciFact test, before and after the loop")
-    left.legend()
+    left.legend(loc="lower right", fontsize=8)
+
+    verdict = report["challenger_phase"].get("verdict") or {}
+    looks = verdict.get("looks") or []
+    if looks:
+        middle.plot([look["decided"] for look in looks], [look["z"] for look in looks], "o-", label="z at each look")
+        middle.axhline(verdict["boundary"], color="tab:green", ls="--", label=f"promote at z >= {verdict['boundary']:.2f}")
+        middle.axhline(-verdict["boundary"], color="tab:red", ls="--", label="drop")
+        middle.set_xscale("log", base=2)
+        middle.set_xlabel("decided searches (wins + losses)")
+        middle.set_ylabel("sign-test z")
+        middle.legend(fontsize=8)
+    middle.set_title(f"Challenger phase: {verdict.get('wins', 0)} W / {verdict.get('losses', 0)} L / "
+                     f"{verdict.get('ties', 0)} T -> {report['outcome']}")
+
     ctr = report["traffic"]["ctr_by_rank"]
     ranks = sorted(int(r) for r in ctr)
     right.bar(ranks, [ctr[r] if r in ctr else ctr[str(r)] for r in ranks], color="tab:gray")

@@ -1,4 +1,13 @@
-"""The promotion gate: a candidate goes live only if it is measurably better (DESIGN invariant 6)."""
+"""The offline check: a safety guard a candidate must pass before it may face users as a challenger.
+
+Why only a guard, and not the judge: its held-out labels are clicks on the champion's own shown top
+10, so it can see a candidate re-order that list but never the relevant documents the champion did
+not show, which is where a fine-tuned model gains most. Judging a gain is the challenger phase's job
+(online interleaving, ``clicktune.scheduler.challenger``). What this check can do well is refuse a
+clear regression at once, before any user sees it: poisoned or broken feedback drops the held-out
+score far beyond ``tolerance``, and a golden set of judged queries, when given, must not drop by
+more than ``golden_tolerance`` (DESIGN invariant 6).
+"""
 
 from __future__ import annotations
 
@@ -13,13 +22,13 @@ from clicktune.scheduler.evaluation import EvalSet, Scores, evaluate_collection
 
 
 @dataclass
-class GateDecision:
+class OfflineCheckResult:
     """Both models' scores and the verdict; written into the candidate's registry metadata."""
 
-    promoted: bool
+    passed: bool
     reason: str
     metric: str
-    min_delta: float
+    tolerance: float
     champion_version: str
     candidate_version: str
     champion: dict[str, dict[str, float | int]] = field(default_factory=dict)
@@ -31,17 +40,19 @@ class GateDecision:
 
 
 @dataclass
-class PromotionGate:
+class OfflineCheck:
+    """No regression beyond ``tolerance`` on held-out clicks, nor beyond ``golden_tolerance`` on golden."""
+
     metric: str = "ndcg@10"
-    min_delta: float = 0.005
+    tolerance: float = 0.02
     min_queries: int = 10
     golden: EvalSet | None = None
     golden_tolerance: float = 0.005
 
     @classmethod
-    def from_settings(cls, settings: ClicktuneSettings) -> PromotionGate:
+    def from_settings(cls, settings: ClicktuneSettings) -> OfflineCheck:
         golden = EvalSet.from_beir(settings.golden_dir) if settings.golden_dir else None
-        return cls(settings.gate_metric, settings.gate_min_delta, settings.gate_min_queries, golden,
+        return cls(settings.gate_metric, settings.gate_tolerance, settings.gate_min_queries, golden,
                    settings.golden_tolerance)
 
     def decide(
@@ -50,46 +61,46 @@ class PromotionGate:
         candidate_version: str,
         champion: dict[str, Scores],
         candidate: dict[str, Scores],
-    ) -> GateDecision:
+    ) -> OfflineCheckResult:
         """Pure decision from scores, so it can be tested without any model."""
-        def record(promoted: bool, reason: str) -> GateDecision:
-            return GateDecision(
-                promoted, reason, self.metric, self.min_delta, champion_version, candidate_version,
+        def result(passed: bool, reason: str) -> OfflineCheckResult:
+            return OfflineCheckResult(
+                passed, reason, self.metric, self.tolerance, champion_version, candidate_version,
                 {k: v.as_dict() for k, v in champion.items()}, {k: v.as_dict() for k, v in candidate.items()},
             )
 
-        held_c, held_n = champion["heldout"], candidate["heldout"]
-        if held_n.queries < self.min_queries:
-            return record(False, f"only {held_n.queries} held-out queries; gate_min_queries={self.min_queries}")
-        delta = held_n.get(self.metric) - held_c.get(self.metric)
-        if delta < self.min_delta:
-            return record(False, f"held-out {self.metric} {held_n.get(self.metric):.4f} vs champion "
-                                 f"{held_c.get(self.metric):.4f}: delta {delta:+.4f} < min_delta {self.min_delta}")
+        champion_heldout, candidate_heldout = champion["heldout"], candidate["heldout"]
+        if candidate_heldout.queries < self.min_queries:
+            return result(False, f"only {candidate_heldout.queries} held-out queries; "
+                                 f"gate_min_queries={self.min_queries}")
+        before, after = champion_heldout.get(self.metric), candidate_heldout.get(self.metric)
+        delta = after - before
+        if delta < -self.tolerance:
+            return result(False, f"held-out {self.metric} {after:.4f} vs champion {before:.4f}: drops by "
+                                 f"{-delta:.4f} > tolerance {self.tolerance}")
         if "golden" in champion:
             drop = champion["golden"].get(self.metric) - candidate["golden"].get(self.metric)
             if drop > self.golden_tolerance:
-                return record(False, f"golden {self.metric} drops by {drop:.4f} > tolerance {self.golden_tolerance}")
-        return record(True, f"held-out {self.metric} {held_c.get(self.metric):.4f} -> {held_n.get(self.metric):.4f} "
-                            f"(delta {delta:+.4f} >= {self.min_delta})")
+                return result(False, f"golden {self.metric} drops by {drop:.4f} > tolerance {self.golden_tolerance}")
+        return result(True, f"held-out {self.metric} {before:.4f} -> {after:.4f} (delta {delta:+.4f}, "
+                            f"tolerance {self.tolerance})")
 
     def evaluate(
         self, handle: IndexHandle, champion_collection: str, candidate_collection: str, heldout: EvalSet
-    ) -> GateDecision:
+    ) -> OfflineCheckResult:
         """Score both live-corpus collections on the held-out clicks (and the golden set) and decide."""
         fail_point("gate")
         champion_version = handle.collections.version_of(champion_collection)
         candidate_version = handle.collections.version_of(candidate_collection)
-        assert champion_version and candidate_version
+        if champion_version is None or candidate_version is None:
+            raise ValueError(f"{champion_collection} / {candidate_collection} are not version collections")
         sets = {"heldout": heldout, **({"golden": self.golden} if self.golden else {})}
         batch = handle.settings.batch_size
-        champion = {
-            name: evaluate_collection(handle.client, champion_collection, handle.encoder(champion_version), s,
-                                      batch_size=batch)
-            for name, s in sets.items()
-        }
-        candidate = {
-            name: evaluate_collection(handle.client, candidate_collection, handle.encoder(candidate_version), s,
-                                      batch_size=batch)
-            for name, s in sets.items()
-        }
-        return self.decide(champion_version, candidate_version, champion, candidate)
+
+        def scores(collection: str, version: str) -> dict[str, Scores]:
+            encoder = handle.encoder(version)
+            return {name: evaluate_collection(handle.client, collection, encoder, s, batch_size=batch)
+                    for name, s in sets.items()}
+
+        return self.decide(champion_version, candidate_version, scores(champion_collection, champion_version),
+                           scores(candidate_collection, candidate_version))

@@ -7,6 +7,10 @@ click). Each click weighs ``1 / propensity(rank)`` (clipped), a user contributes
 de-duplicated by normalised query text. Queries are split into train and held-out by a hash of their
 normalised text, so the same query never lands on both sides and the split is stable across runs.
 
+Interleaved searches (the challenger phase) are mined like any other: the rank recorded is the rank
+the user actually saw, and examination depends on that position, not on which model put the
+document there, so the same per-rank propensities apply.
+
 One hard negative per row (the most often skipped one): MultipleNegativesRankingLoss needs the same
 number of columns in every row, and the in-batch negatives already supply many more.
 """
@@ -175,10 +179,15 @@ def mine_events(
 
 
 def mine_feedback(
-    log: ClickLog, doc_texts: DocTexts, config: MiningConfig | None = None, *, now: datetime | None = None
+    log: ClickLog,
+    doc_texts: DocTexts,
+    config: MiningConfig | None = None,
+    *,
+    now: datetime | None = None,
+    alias: str | None = None,
 ) -> MinedFeedback:
-    """Mine the click log's window (``window_days`` back from ``now``)."""
+    """Mine the click log's window (``window_days`` back from ``now``), of one alias when given."""
     cfg = config or MiningConfig()
     now = now or datetime.now(timezone.utc)
     since = now - timedelta(days=cfg.window_days) if cfg.window_days else None
-    return mine_events(log.iter_feedback(since=since, until=now), doc_texts, cfg)
+    return mine_events(log.iter_feedback(since=since, until=now, alias=alias), doc_texts, cfg)

@@ -48,6 +48,8 @@ class ReindexReport:
     removed_old: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     swapped: bool = False
+    #: Built, verified and kept for a challenger phase instead of swapped in.
+    handed_off: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -79,40 +81,54 @@ class BlueGreenReindexer:
         self._random = random.Random(seed)
 
     # Housekeeping ------------------------------------------------------------------------------
-    def reconcile(self) -> list[str]:
-        """Finish or undo what a crashed run left: promote an already-swapped version, drop orphans."""
+    def reconcile(self, protect: set[str] | None = None) -> list[str]:
+        """Finish what a crashed run left and drop orphans (except the collections in ``protect``).
+
+        The alias is the commit point of a swap and of a rollback, and writers have followed it since
+        (they mirror into ``IndexHandle.rollback_version``), so CURRENT is brought to the alias, never
+        the alias back to CURRENT: re-pointing the alias would serve a collection that missed every
+        write acknowledged in between.
+        """
         live = self.collections.live()
         if live is None:
             return []
         pointer = self.registry.pointer()
         if pointer is not None and pointer.version != live.version:
-            if live.version in pointer.history:
-                log.warning("alias serves %s but CURRENT is %s: re-pointing alias (rollback was cut short)",
-                            live.version, pointer.version)
-                target = self.collections.name_for(pointer.version)
-                if self.client.collection_exists(target):
-                    self.collections.point_alias_at(target)
+            if pointer.history and pointer.history[-1] == live.version:
+                log.warning("alias serves %s but CURRENT is %s: finishing the rollback", live.version, pointer.version)
+                self.registry.rollback()
             else:
                 log.warning("alias serves %s but CURRENT is %s: finishing the promotion", live.version,
                             pointer.version)
                 self.registry.promote(live.version)
         removed = []
         for orphan in self.collections.orphans(self.registry.previous()):
+            if orphan in (protect or set()):
+                continue
             self.collections.drop(orphan)
             removed.append(orphan)
         return removed
 
     # The run -----------------------------------------------------------------------------------
-    def run(self, version: str, approve: Callable[[str, str], bool] | None = None) -> ReindexReport:
+    def run(
+        self,
+        version: str,
+        approve: Callable[[str, str], bool] | None = None,
+        hand_off: Callable[[LiveCollection, LiveCollection], None] | None = None,
+        protect: set[str] | None = None,
+    ) -> ReindexReport:
         """Build, verify and (if ``approve(live_collection, new_collection)`` agrees) swap to ``version``.
 
-        ``approve`` is where the promotion gate scores the built collection against the live one before
+        ``approve`` is where the offline check scores the built collection against the live one before
         anything changes; a refusal drops the new collection and leaves the alias and CURRENT alone.
+        With ``hand_off``, the built collection is not swapped in: ``hand_off(live, built)`` runs while
+        writers wait, right after the last catch-up (the challenger phase starts there, so no write can
+        fall between the copy and the phase's own mirroring), and the collection is kept.
         """
         timings: dict[str, float] = {}
         started = time.perf_counter()
         self.registry.get(version)  # VersionNotFoundError / InvalidVersionError for bad input
-        removed_orphans = self.reconcile()
+        removed_orphans = self.reconcile(protect)
         live = self.collections.live()
         if live is None:
             raise NothingToReindexError(
@@ -132,19 +148,21 @@ class BlueGreenReindexer:
 
         with self.handle.coordinator.session() as session:
             try:
-                self._build_and_swap(session, live, target, encoder, report, timings, approve)
+                self._build_and_swap(session, live, target, encoder, report, timings, approve, hand_off)
             except Exception:
                 # Nothing half-built may linger: the alias still serves the old collection, so the new
                 # one is dropped (a SIGKILL skips this; the next run's reconcile removes it instead).
                 if self.collections.live() != LiveCollection(target, version) and self.client.collection_exists(target):
                     self.collections.drop(target)
                 raise
+        if report.handed_off:
+            self.registry.update_info(version, index_precision=encoder.precision)
         if not report.swapped:
-            self.collections.drop(target)
+            if not report.handed_off:
+                self.collections.drop(target)
             timings["total"] = time.perf_counter() - started
             report.seconds = timings
             return report
-        self.registry.promote(version)
         self.registry.update_info(version, index_precision=encoder.precision)
         crash_point("reindex.after_promote")
         report.removed_old = self.apply_retention()
@@ -163,6 +181,7 @@ class BlueGreenReindexer:
         report: ReindexReport,
         timings: dict[str, float],
         approve: Callable[[str, str], bool] | None,
+        hand_off: Callable[[LiveCollection, LiveCollection], None] | None,
     ) -> None:
         self.collections.create(report.version, encoder.dimension, bulk_load=True)
         crash_point("reindex.created")
@@ -186,17 +205,25 @@ class BlueGreenReindexer:
             timings["approve"] = time.perf_counter() - t
             if not approved:
                 return
-        # Writers wait only for this block: the last replay, the copy checks, the swap.
+        # Writers wait only for this block: the last replay, the copy checks, the swap and CURRENT.
+        # CURRENT moves inside it too: a writer let in between would not yet see the old version as
+        # the one to mirror into for rollback, and a rollback would lose its write.
         with self.handle.coordinator.lock.exclusive():
             t = time.perf_counter()
             report.replayed += self._replay(session, live, target, encoder)
             self.verify_copies(live.collection, target)
+            if hand_off is not None:
+                hand_off(live, LiveCollection(target, report.version))
+                report.handed_off = True
+                timings["freeze"] = time.perf_counter() - t
+                return
             crash_point("reindex.before_swap")
             fail_point("swap")
             self.collections.point_alias_at(target)
             report.swapped = True
+            crash_point("reindex.after_swap")
+            self.registry.promote(report.version)
             timings["freeze"] = time.perf_counter() - t
-        crash_point("reindex.after_swap")
 
     def apply_retention(self) -> list[str]:
         """Keep the live and the previous collection (for rollback); delete older ones."""
@@ -312,8 +339,10 @@ def rollback(handle: IndexHandle) -> str:
         raise NothingToRollBackError(
             f"the collection of {previous} ({collection}) was removed; re-index it with `clicktune reindex --version {previous}`"
         )
+    # Alias and CURRENT move together while writers wait; a kill between the two is finished by the
+    # next reconcile, which brings CURRENT to the alias (writers meanwhile mirror as if it had moved).
     with handle.coordinator.lock.exclusive():
         handle.collections.point_alias_at(collection)
-    crash_point("rollback.after_swap")
-    handle.registry.rollback()
+        crash_point("rollback.after_swap")
+        handle.registry.rollback()
     return previous

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +18,9 @@ class ShownResult(BaseModel):
     doc_id: str
     rank: int = Field(ge=1)
     score: float | None = None
+    #: The model whose ranking contributed this document; set on interleaved searches only (the
+    #: impression's ``model_version`` is the champion's otherwise).
+    model_version: str | None = None
 
 
 class Impression(BaseModel):
@@ -30,6 +34,10 @@ class Impression(BaseModel):
     user_id: str | None = None
     session_id: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    #: The alias searched (``collection`` minus ``__<version>`` when not given).
+    alias: str | None = None
+    #: Set when the search was served as an interleaving of champion and challenger.
+    challenge_id: int | None = None
 
 
 class Click(BaseModel):
@@ -46,3 +54,40 @@ class FeedbackEvent(BaseModel):
 
     impression: Impression
     clicks: list[Click] = Field(default_factory=list)
+
+
+ChallengerStatus = Literal["running", "promoted", "dropped"]
+
+
+class Challenger(BaseModel):
+    """One challenger phase: a candidate served interleaved with the champion until a decision.
+
+    Lives in the feedback database so every serving process and the worker see the same phase.
+    """
+
+    id: int
+    alias: str
+    champion_version: str
+    challenger_version: str
+    champion_collection: str
+    challenger_collection: str
+    status: ChallengerStatus
+    interleave_share: float
+    started_at: datetime
+    ended_at: datetime | None = None
+    offline: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+
+
+class InterleavedSearch(BaseModel):
+    """One interleaved search's credit: clicks on each model's contributed documents."""
+
+    search_id: str
+    created_at: datetime
+    challenger_clicks: int
+    champion_clicks: int
+
+    @property
+    def outcome(self) -> int:
+        """+1 a challenger win, -1 a loss, 0 a tie (no clicks, or as many for each)."""
+        return (self.challenger_clicks > self.champion_clicks) - (self.challenger_clicks < self.champion_clicks)

@@ -1,7 +1,13 @@
 """The feedback database's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
 
-``SCHEMA_VERSION`` is stored in ``clicktune_schema``; a later change bumps it and migrates (Alembic
-when the first migration is needed) instead of guessing from the tables present.
+``SCHEMA_VERSION`` is stored in ``clicktune_schema``; a change bumps it and :func:`migrate` brings an
+older database forward (adding columns is all that has been needed so far, so plain ``ALTER TABLE``
+on both backends rather than Alembic).
+
+Version 2 added the challenger phase: ``clicktune_challengers`` (one row per online comparison of a
+candidate with the champion), ``impressions.challenge_id`` (the searches served interleaved) and
+``impression_results.model_version`` (which model contributed each shown document), plus
+``impressions.alias`` so that aliases sharing one database never mix their feedback.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     JSON,
     Column,
+    Connection,
     DateTime,
     Float,
     ForeignKey,
@@ -21,6 +28,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -45,7 +54,7 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 metadata = MetaData()
 
 schema_info = Table(
@@ -65,6 +74,8 @@ impressions = Table(
     Column("collection", String(255), nullable=False),
     Column("user_id", String(255)),
     Column("session_id", String(255)),
+    Column("alias", String(255), index=True),
+    Column("challenge_id", Integer, index=True),
 )
 
 impression_results = Table(
@@ -75,6 +86,7 @@ impression_results = Table(
     Column("doc_id", String(512), primary_key=True),
     Column("rank", Integer, nullable=False),
     Column("score", Float),
+    Column("model_version", String(32)),
 )
 
 clicks = Table(
@@ -109,3 +121,47 @@ runs = Table(
     Column("status", String(32), nullable=False),
     Column("outcome", JSON, nullable=False),
 )
+
+challengers = Table(
+    "clicktune_challengers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alias", String(255), nullable=False),
+    Column("champion_version", String(32), nullable=False),
+    Column("challenger_version", String(32), nullable=False),
+    Column("champion_collection", String(255), nullable=False),
+    Column("challenger_collection", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("interleave_share", Float, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+    Column("offline", JSON, nullable=False),
+    Column("result", JSON),
+)
+#: At most one running challenger per alias, enforced by the database itself (both backends have
+#: partial indexes), so two workers racing to start one cannot both succeed.
+Index("uq_clicktune_running_challenger", challengers.c.alias, unique=True,
+      sqlite_where=challengers.c.status == "running", postgresql_where=challengers.c.status == "running")
+
+_V2_COLUMNS = {
+    "clicktune_impressions": {"alias": "VARCHAR(255)", "challenge_id": "INTEGER"},
+    "clicktune_impression_results": {"model_version": "VARCHAR(32)"},
+}
+
+
+def migrate(conn: Connection, from_version: int) -> None:
+    """Bring a database of an older schema to ``SCHEMA_VERSION`` inside the caller's transaction."""
+    if from_version < 2:
+        inspector = inspect(conn)
+        for table, columns in _V2_COLUMNS.items():
+            present = {c["name"] for c in inspector.get_columns(table)}
+            for name, sql_type in columns.items():
+                if name not in present:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+        # Version-1 rows name their collection ``<alias>__<version>``: the alias is its prefix.
+        for row in conn.execute(text("SELECT DISTINCT collection FROM clicktune_impressions WHERE alias IS NULL")):
+            alias = row.collection.rsplit("__", 1)[0]
+            conn.execute(text("UPDATE clicktune_impressions SET alias = :a WHERE collection = :c AND alias IS NULL"),
+                         {"a": alias, "c": row.collection})
+        for index in (impressions.indexes):
+            index.create(conn, checkfirst=True)

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from clicktune.adapters.clicklog import schema as t
+from clicktune.adapters.clicklog.challengers import ChallengerLog
 from clicktune.adapters.clicklog.records import Click, FeedbackEvent, Impression, ShownResult, utcnow
 from clicktune.adapters.errors import (
     ClickWindowExpiredError,
@@ -87,6 +88,9 @@ class ClickLog:
             version = conn.execute(select(t.schema_info.c.version).where(t.schema_info.c.id == 1)).scalar()
             if version is None:
                 self._insert_ignore(conn, t.schema_info, [{"id": 1, "version": t.SCHEMA_VERSION}], ["id"])
+            elif version < t.SCHEMA_VERSION:
+                t.migrate(conn, version)
+                conn.execute(t.schema_info.update().where(t.schema_info.c.id == 1).values(version=t.SCHEMA_VERSION))
             elif version > t.SCHEMA_VERSION:
                 raise ConfigurationError(
                     f"feedback database {self.url} has schema {version}, newer than this clicktune "
@@ -110,10 +114,13 @@ class ClickLog:
                 search_id=impression.search_id, query=impression.query, created_at=impression.created_at,
                 model_version=impression.model_version, collection=impression.collection,
                 user_id=impression.user_id, session_id=impression.session_id,
+                alias=impression.alias or impression.collection.rsplit("__", 1)[0],
+                challenge_id=impression.challenge_id,
             ))
             if impression.results:
                 conn.execute(insert(t.impression_results), [
-                    {"search_id": impression.search_id, "doc_id": r.doc_id, "rank": r.rank, "score": r.score}
+                    {"search_id": impression.search_id, "doc_id": r.doc_id, "rank": r.rank, "score": r.score,
+                     "model_version": r.model_version}
                     for r in impression.results
                 ])
 
@@ -187,20 +194,31 @@ class ClickLog:
                 stored.append(inserted == 1)
         return stored
 
-    def count_clicks(self, since: datetime | None = None) -> int:
+    def count_clicks(self, since: datetime | None = None, *, alias: str | None = None) -> int:
+        """Clicks stored after ``since``; with ``alias``, only clicks on that alias's searches."""
         query = select(func.count()).select_from(t.clicks)
+        if alias is not None:
+            query = query.join(t.impressions, t.impressions.c.search_id == t.clicks.c.search_id).where(
+                t.impressions.c.alias == alias)
         if since is not None:
             query = query.where(t.clicks.c.created_at > since)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
     def iter_feedback(
-        self, since: datetime | None = None, until: datetime | None = None, *, chunk: int = 1000
+        self, since: datetime | None = None, until: datetime | None = None, *, chunk: int = 1000,
+        alias: str | None = None,
     ) -> Iterator[FeedbackEvent]:
-        """Impressions in the window (by search time), each with its results and clicks, oldest first."""
+        """Impressions in the window (by search time), each with its results and clicks, oldest first.
+
+        With ``alias``, only that alias's searches: aliases sharing one database never train on each
+        other's clicks (a document id may exist under both).
+        """
         last: tuple[datetime, str] | None = None
         while True:
             query = select(t.impressions).order_by(t.impressions.c.created_at, t.impressions.c.search_id).limit(chunk)
+            if alias is not None:
+                query = query.where(t.impressions.c.alias == alias)
             if since is not None:
                 query = query.where(t.impressions.c.created_at >= since)
             if until is not None:
@@ -236,6 +254,11 @@ class ClickLog:
                 "impressions": int(conn.execute(select(func.count()).select_from(t.impressions)).scalar() or 0),
                 "clicks": int(conn.execute(select(func.count()).select_from(t.clicks)).scalar() or 0),
             }
+
+    @property
+    def challengers(self) -> ChallengerLog:
+        """The challenger phases of every alias (same database, same engine)."""
+        return ChallengerLog(self.engine)
 
     # The retrain lock (a lease) ------------------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, lease_seconds: float) -> bool:
@@ -295,8 +318,9 @@ def _impression(row: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) ->
     return Impression(
         search_id=row["search_id"], query=row["query"], model_version=row["model_version"],
         collection=row["collection"], user_id=row["user_id"], session_id=row["session_id"],
-        created_at=row["created_at"],
-        results=[ShownResult(doc_id=r["doc_id"], rank=r["rank"], score=r["score"]) for r in results],
+        created_at=row["created_at"], alias=row["alias"], challenge_id=row["challenge_id"],
+        results=[ShownResult(doc_id=r["doc_id"], rank=r["rank"], score=r["score"], model_version=r["model_version"])
+                 for r in results],
     )
 
 

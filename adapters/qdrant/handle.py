@@ -53,3 +53,24 @@ class IndexHandle:
             coordinator=coordinator_for(client, alias),
             encoder=encoder,
         )
+
+    def rollback_version(self, live_version: str) -> str | None:
+        """The version a rollback would return to, once CURRENT agrees with the alias.
+
+        The alias is the commit point of a swap or a rollback; CURRENT follows it (and the next run
+        finishes a follow that a crash cut short). Writers use this to mirror into the collection a
+        rollback would serve, so the answer must already be right in the window between the two:
+        - CURRENT == alias: the pointer's previous version;
+        - the alias is on an earlier live version (a rollback cut short): the one before it;
+        - the alias is ahead of CURRENT (a promotion cut short): CURRENT itself.
+        """
+        pointer = self.registry.pointer()
+        if pointer is None:
+            return None
+        if pointer.version == live_version:
+            return pointer.previous
+        if live_version in pointer.history:
+            index = len(pointer.history) - 1 - pointer.history[::-1].index(live_version)
+            return pointer.history[index - 1] if index > 0 else None
+        return pointer.version
+

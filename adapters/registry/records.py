@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-VersionStatus = Literal["candidate", "live", "retired", "rejected", "failed"]
+VersionStatus = Literal["candidate", "challenger", "live", "retired", "rejected", "failed"]
 
 
 def utcnow() -> datetime:

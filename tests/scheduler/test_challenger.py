@@ -1,0 +1,223 @@
+"""The challenger phase with the real model, embedded Qdrant and SQLite: serving, credit, writes, decisions."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from clicktune.adapters import ClicktuneSettings, ModelRegistry
+from clicktune.adapters.errors import ChallengerRunningError
+from clicktune.adapters.qdrant import LiveCollection
+from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
+from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
+from clicktune.scheduler.challenger import ChallengerPhase, SequentialSignTest
+from clicktune.scheduler.reindex import BlueGreenReindexer, rollback
+
+# The sequential sign test on hand-made outcomes ---------------------------------------------------
+
+
+def test_looks_double_and_the_boundary_matches_known_values() -> None:
+    test = SequentialSignTest(alpha=0.05, first_look=100, last_look=1600)
+    assert test.looks == (100, 200, 400, 800, 1600)
+    assert SequentialSignTest(0.05, 100, 100).boundary == pytest.approx(1.645, abs=0.01)  # one look: plain z test
+    assert 2.1 < test.boundary < 2.3  # more looks need a higher bar
+    assert SequentialSignTest(0.05, 100, 300).looks == (100, 200, 300)
+
+
+def test_decisions_on_hand_made_counts() -> None:
+    test = SequentialSignTest(alpha=0.05, first_look=100, last_look=400)
+    c = test.boundary
+    # 70 wins, 30 losses in the first 100 decided searches: z = 4 >= c, promoted at the first look.
+    clear_win = [1] * 70 + [-1] * 30 + [0] * 80
+    verdict = test.decide(clear_win)
+    assert verdict.decision == "promote" and verdict.wins == 70 and verdict.losses == 30 and verdict.ties == 80
+    assert verdict.z == pytest.approx(4.0) and verdict.looks == [{"decided": 100, "z": 4.0}]
+    assert test.decide([-1] * 70 + [1] * 30).decision == "drop"
+    # Not enough decided searches for a look yet: keep going, however lopsided; ties never count.
+    assert test.decide([1] * 99 + [0] * 1000).decision == "continue"
+    # Looks use the first n decided searches in time order, so later searches cannot rewrite a look.
+    even_then_good = [1, -1] * 50 + [1] * 100
+    verdict = test.decide(even_then_good)
+    assert verdict.looks[0] == {"decided": 100, "z": 0.0} and verdict.decision == "promote"
+    assert verdict.looks[1]["decided"] == 200 and verdict.looks[1]["z"] >= c
+    # No crossing by the last look: dropped; undecided at the time bound: dropped.
+    assert test.decide([1, -1] * 200).decision == "drop"
+    assert test.decide([1, -1] * 60, expired=True).decision == "drop"
+    assert test.decide([1, -1] * 60).decision == "continue"
+
+
+def test_an_equal_challenger_is_promoted_at_most_alpha_of_the_time() -> None:
+    """Simulate many phases where wins and losses are coin flips: the false-promotion rate is <= alpha."""
+    test = SequentialSignTest(alpha=0.05, first_look=100, last_look=1600)
+    rng = np.random.default_rng(0)
+    flips = rng.choice([-1, 1], size=(2000, 1600))
+    promoted = sum(test.decide(row.tolist()).decision == "promote" for row in flips)
+    assert promoted / 2000 <= 0.05 + 0.015  # Monte Carlo slack, about three standard errors
+    naive = sum(any(row[:n].sum() / np.sqrt(n) >= 1.645 for n in test.looks) for row in flips)
+    assert naive / 2000 > 0.09  # why the bar is higher than 1.645: peeking five times doubles the error
+
+
+def test_a_better_challenger_is_promoted_with_high_power() -> None:
+    test = SequentialSignTest(alpha=0.05, first_look=100, last_look=1600)
+    rng = np.random.default_rng(1)
+    wins = rng.random((300, 1600)) < 0.58  # a challenger winning 58% of decided searches
+    promoted = sum(test.decide(np.where(row, 1, -1).tolist()).decision == "promote" for row in wins)
+    assert promoted / 300 > 0.9
+
+
+# The phase against real collections --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scifact_docs() -> list[tuple[str, str]]:
+    corpus = BeirDataset.load(BUNDLED_SCIFACT).corpus
+    return [(doc.doc_id, doc.content) for doc in list(corpus.values())[:120]]
+
+
+@pytest.fixture
+def phase_store(settings: ClicktuneSettings, variant_model, scifact_docs):
+    """v0001 live over 60 abstracts; v0002 built beside it and facing it as the running challenger."""
+    settings = settings.model_copy(update={"challenger_refresh_seconds": 0.0, "challenger_settle_seconds": 0.0,
+                                        "interleave_share": 1.0})
+    ModelRegistry.from_settings(settings).register(variant_model, parent="v0001")
+    embeddings = ClicktuneEmbeddings(settings, watch=False)
+    store = ClicktuneVectorStore(settings, embeddings=embeddings)
+    docs = scifact_docs[:60]
+    store.add_texts([t for _, t in docs], ids=[d for d, _ in docs])
+    phase = ChallengerPhase(store.handle, store.feedback, settings)
+    BlueGreenReindexer(store.handle).run(
+        "v0002", hand_off=lambda live, built: phase.start(live, built, {"passed": True}))
+    yield store, phase
+    embeddings.close()
+
+
+def _ids(store: ClicktuneVectorStore, collection: str) -> set[str]:
+    points, _ = store.client.scroll(collection, limit=1000, with_payload=True)
+    return {p.payload["doc_id"] for p in points}
+
+
+def test_interleaved_results_say_which_model_produced_each_and_clicks_credit_it(phase_store, scifact_docs) -> None:
+    store, phase = phase_store
+    challenger = phase.active()
+    assert challenger is not None and challenger.challenger_collection == "docs__v0002"
+    assert store.registry.get("v0002").status == "challenger" and store.registry.current() == "v0001"
+    docs = store.similarity_search(scifact_docs[5][1][:200], k=10)
+    versions = [d.metadata["model_version"] for d in docs]
+    assert len({d.id for d in docs}) == 10 and abs(versions.count("v0001") - versions.count("v0002")) <= 1
+    # invariant 1 per result: each came from its model's collection with the query embedded by that model
+    assert all(d.metadata["query_model_version"] == d.metadata["model_version"] for d in docs)
+    impression = store.feedback.get_impression(docs[0].metadata["search_id"])
+    assert impression.challenge_id == challenger.id
+    assert [r.model_version for r in impression.results] == versions
+
+    by_version = {v: [d for d in docs if d.metadata["model_version"] == v] for v in ("v0001", "v0002")}
+    store.record_click(docs[0].metadata["search_id"], by_version["v0002"][0].id)
+    store.record_click(docs[0].metadata["search_id"], by_version["v0002"][1].id)
+    store.record_click(docs[0].metadata["search_id"], by_version["v0001"][0].id)
+    tie = store.similarity_search(scifact_docs[9][1][:200], k=10)
+    loss = store.similarity_search(scifact_docs[11][1][:200], k=10)
+    store.record_click(loss[0].metadata["search_id"],
+                       next(d.id for d in loss if d.metadata["model_version"] == "v0001"))
+    searches = store.feedback.challengers.searches(challenger)
+    assert [(s.challenger_clicks, s.champion_clicks, s.outcome) for s in searches] == [(2, 1, 1), (0, 0, 0), (0, 1, -1)]
+    verdict = phase.judge(challenger)
+    assert (verdict.searches, verdict.wins, verdict.losses, verdict.ties, verdict.decision) == (3, 1, 1, 1, "continue")
+    _ = tie
+
+
+def test_interleave_share_and_opting_out(phase_store, settings, scifact_docs) -> None:
+    store, phase = phase_store
+    opted_out = ClicktuneVectorStore(store.settings, embeddings=store.embeddings, client=store.client, interleave=False)
+    docs = opted_out.similarity_search(scifact_docs[3][1][:200], k=6)
+    assert {d.metadata["model_version"] for d in docs} == {"v0001"}
+    assert store.feedback.get_impression(docs[0].metadata["search_id"]).challenge_id is None
+
+
+def test_writes_during_the_phase_reach_the_challenger_and_survive_promotion(phase_store, scifact_docs) -> None:
+    store, phase = phase_store
+    added = scifact_docs[60:80]
+    store.add_texts([t for _, t in added], ids=[d for d, _ in added])
+    store.delete([scifact_docs[0][0], scifact_docs[1][0]])
+    expected = {d for d, _ in scifact_docs[2:80]}
+    assert _ids(store, "docs__v0001") == expected == _ids(store, "docs__v0002")
+    challenger = phase.active()
+    with pytest.raises(ChallengerRunningError):
+        phase.ensure_none_running("re-index")
+    phase.promote(challenger, {"decision": "promote", "reason": "test"})
+    assert store.collections.require_live() == LiveCollection("docs__v0002", "v0002")
+    assert store.registry.current() == "v0002" and store.registry.get("v0002").status == "live"
+    assert phase.active() is None
+    decision = store.registry.get("v0002").decisions[-1]
+    assert decision["kind"] == "challenger" and decision["outcome"] == "promoted"
+    assert store.feedback.challengers.history()[0].status == "promoted"
+    hits = store.similarity_search(scifact_docs[70][1][:200], k=3)
+    assert hits[0].id == scifact_docs[70][0] and {h.metadata["model_version"] for h in hits} == {"v0002"}
+    # the champion's collection is kept, with every write, for a rollback
+    rollback(store.handle)
+    assert _ids(store, store.collections.require_live().collection) == expected
+
+
+def test_a_dropped_challenger_leaves_the_champion_and_its_collection_is_deleted(phase_store, scifact_docs) -> None:
+    store, phase = phase_store
+    phase.drop(phase.active(), {"decision": "drop", "reason": "test"})
+    assert [c.collection for c in store.collections.versions()] == ["docs__v0001"]
+    assert store.registry.current() == "v0001" and store.registry.get("v0002").status == "rejected"
+    store.add_texts([scifact_docs[100][1]], ids=[scifact_docs[100][0]])  # no challenger to mirror into
+    assert {d.metadata["model_version"] for d in store.similarity_search("cancer", k=5)} == {"v0001"}
+
+
+def test_a_phase_whose_champion_changed_is_dropped_by_reconcile(phase_store) -> None:
+    store, phase = phase_store
+    store.feedback.challengers.end(phase.active().id, "dropped", {"reason": "simulated"})  # release the guard
+    challenger_row = phase.feedback.challengers.history()[0]
+    assert challenger_row.status == "dropped"
+    assert phase.reconcile() is None
+    assert phase.judge(challenger_row, now=challenger_row.started_at + timedelta(hours=200)).decision == "drop"
+
+
+# Rollback keeps writes made right after a swap (reliability issue, defect 1) ------------------------
+
+
+def test_writes_right_after_a_swap_reach_the_collection_a_rollback_serves(settings, variant_model, scifact_docs,
+                                                                          monkeypatch) -> None:
+    """A slow registry volume widened the window between the alias swap and CURRENT; writers let in
+    there wrote only to the new collection, and a rollback lost them."""
+    ModelRegistry.from_settings(settings).register(variant_model, parent="v0001")
+    with ClicktuneEmbeddings(settings, watch=False) as embeddings:
+        store = ClicktuneVectorStore(settings, embeddings=embeddings)
+        store.add_texts([t for _, t in scifact_docs[:40]], ids=[d for d, _ in scifact_docs[:40]])
+        expected = {d for d, _ in scifact_docs[:40]}
+        original = store.registry.promote
+        swapped = threading.Event()
+
+        def slow_promote(version: str) -> str:
+            swapped.set()
+            time.sleep(0.5)
+            return original(version)
+
+        monkeypatch.setattr(store.registry, "promote", slow_promote)
+
+        def writer() -> None:
+            swapped.wait(timeout=120)
+            rng = random.Random(0)
+            for doc_id, text in scifact_docs[40:52]:
+                store.add_texts([text], ids=[doc_id])
+                expected.add(doc_id)
+                gone = rng.choice(sorted(expected - {doc_id}))
+                store.delete([gone])
+                expected.discard(gone)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        BlueGreenReindexer(store.handle).run("v0002")
+        thread.join()
+        monkeypatch.undo()
+        assert _ids(store, "docs__v0002") == expected
+        rollback(store.handle)
+        assert store.collections.require_live().collection == "docs__v0001"
+        assert _ids(store, "docs__v0001") == expected
