@@ -36,8 +36,9 @@ def scifact_slice(n_queries: int = 150, n_fillers: int = 450, seed: int = 0) -> 
 def loop_settings(home: Path, **overrides: object) -> ClicktuneSettings:
     values: dict[str, object] = dict(
         home=home, progress=False, max_seq_length=96, train_max_seq_length=96, train_epochs=1,
-        train_batch_size=16, train_min_pairs=16, gate_min_queries=5, gate_min_delta=0.0, min_new_clicks=1,
-        batch_size=64,
+        train_batch_size=16, train_min_pairs=16, gate_min_queries=5, min_new_clicks=1, batch_size=64,
+        interleave_share=1.0, challenger_settle_seconds=0.0, challenger_refresh_seconds=0.0,
+        challenger_first_look=20, challenger_last_look=160, watch_registry=False,
     )
     values.update(overrides)
     return ClicktuneSettings(**values)  # type: ignore[arg-type]
@@ -48,8 +49,13 @@ def index_and_simulate(settings: ClicktuneSettings, data: Slice, *, rounds: int 
         store = ClicktuneVectorStore(settings, embeddings=emb)
         corpus = data.dataset.corpus
         store.add_texts([corpus[d].content for d in data.doc_ids], ids=data.doc_ids)
-        sim = ClickSimulator(
-            data.dataset, store.similarity_search, store.record_click,
-            SimulationConfig(split="train", rounds=rounds, users=20, k=10, seed=seed, click_model=ClickModel()),
-        )
-        return sim.run().as_dict()
+        return simulate(store, data, rounds=rounds, seed=seed)
+
+
+def simulate(store: ClicktuneVectorStore, data: Slice, *, rounds: int, seed: int) -> dict:
+    """Simulated users search the slice's train queries through ``store`` and click (position-based model)."""
+    sim = ClickSimulator(
+        data.dataset, store.similarity_search, store.record_click,
+        SimulationConfig(split="train", rounds=rounds, users=20, k=10, seed=seed, click_model=ClickModel()),
+    )
+    return sim.run().as_dict()
