@@ -59,7 +59,9 @@ class ClicktuneSettings(BaseSettings):
     train_start_from: Literal["base", "champion"] = Field(
         default="base", description="Fine-tune the base model on the whole window (no drift) or the champion."
     )
-    train_epochs: float = Field(default=1.0, gt=0)
+    train_epochs: float = Field(
+        default=3.0, gt=0, description="3 beat 1 on SciFact clicks: x1.034 vs x1.016 nDCG@10, mean of 3 seeds (README)."
+    )
     train_batch_size: int = Field(default=32, ge=2, description="MNRL in-batch negatives grow with it.")
     train_learning_rate: float = Field(default=2e-5, gt=0)
     train_warmup_ratio: float = Field(default=0.1, ge=0, lt=1)

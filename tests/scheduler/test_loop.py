@@ -19,6 +19,8 @@ from clicktune.scheduler.gate import OfflineCheck
 from clicktune.scheduler.loop import RetrainLoop, lock_name
 
 DATA = scifact_slice()
+#: Smaller, for the multi-tick test: a clearly weaker champion needs few searches to be found out.
+SMALL = scifact_slice(n_queries=80, n_fillers=200)
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +61,12 @@ def weak_champion_home(tmp_path_factory: pytest.TempPathFactory, variant_model) 
     settings = loop_settings(home)
     with ClicktuneEmbeddings(settings, watch=False) as emb:
         store = ClicktuneVectorStore(settings, embeddings=emb)
-        corpus = DATA.dataset.corpus
-        store.add_texts([corpus[d].content for d in DATA.doc_ids], ids=DATA.doc_ids)
+        corpus = SMALL.dataset.corpus
+        store.add_texts([corpus[d].content for d in SMALL.doc_ids], ids=SMALL.doc_ids)
         weak = perturbed_copy(store.registry.load_model("v0001"), seed=5, scale=0.12)
         store.registry.register(weak, parent="v0001")
         BlueGreenReindexer(store.handle).run("v0002")
-        simulate(store, DATA, rounds=3, seed=1)
+        simulate(store, SMALL, rounds=2, seed=1)
     close_shared_clients()
     return home
 
@@ -90,7 +92,7 @@ def test_the_loop_ticks_train_challenge_and_promotes_what_users_prefer(weak_cham
     with ClicktuneEmbeddings(settings, watch=False) as emb:
         store = ClicktuneVectorStore(settings, embeddings=emb)
         for round_ in range(4):
-            simulate(store, DATA, rounds=1, seed=100 + round_)
+            simulate(store, SMALL, rounds=1, seed=100 + round_)
             outcome = RetrainLoop(settings, handle=store.handle, feedback=store.feedback).tick()
             if outcome.status != "running":
                 break
@@ -98,7 +100,7 @@ def test_the_loop_ticks_train_challenge_and_promotes_what_users_prefer(weak_cham
         verdict = outcome.decision
         assert verdict["wins"] > verdict["losses"] and verdict["z"] >= verdict["boundary"]
         assert store.collections.require_live().collection == "docs__v0003"
-        hits = store.similarity_search(next(iter(DATA.dataset.queries.values())), k=3)
+        hits = store.similarity_search(next(iter(SMALL.dataset.queries.values())), k=3)
         assert {(h.metadata["model_version"], h.metadata["query_model_version"]) for h in hits} == {("v0003", "v0003")}
     registry = ModelRegistry.from_settings(settings)
     assert registry.current() == "v0003" and registry.get("v0003").status == "live"
