@@ -145,6 +145,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
     (cfg.report_dir / "report.json").write_text(json.dumps(report, indent=2, default=str))
     _plot(report, cfg.report_dir / "report.png")
     _table(console, report)
+    console.print(f"report: {cfg.report_dir / 'report.json'} and {cfg.report_dir / 'report.png'}")
     close_shared_clients()
     return report
 
@@ -177,7 +178,7 @@ def _table(console: Console, report: dict[str, Any]) -> None:
     b, a = report["before"]["ndcg@10"], report["after"]["ndcg@10"]
     table.add_row("change", "", f"{a - b:+.4f} (x{a / b:.3f})" if b else "-", "", "")
     console.print(table)
-    console.print(f"timings (s): {report['seconds']}; report in demo-report/report.json and report.png")
+    console.print(f"timings (s): {report['seconds']}")
 
 
 def _plot(report: dict[str, Any], path: Path) -> None:
@@ -211,6 +212,10 @@ def _plot(report: dict[str, Any], path: Path) -> None:
         middle.set_xlabel("decided searches (wins + losses)")
         middle.set_ylabel("sign-test z")
         middle.legend(fontsize=8)
+    else:
+        middle.text(0.5, 0.5, f"no look reached yet:\n{report['challenger_phase'].get('reason') or '-'}",
+                    ha="center", va="center", wrap=True, fontsize=9)
+        middle.set_axis_off()
     middle.set_title(f"Challenger phase: {verdict.get('wins', 0)} W / {verdict.get('losses', 0)} L / "
                      f"{verdict.get('ties', 0)} T -> {report['outcome']}")
 
