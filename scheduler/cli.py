@@ -196,30 +196,6 @@ def history() -> None:
 
 
 @app.command()
-def demo(
-    data: Annotated[str | None, typer.Option("--data", help="BEIR folder (default: the bundled SciFact).")] = None,
-    home: Annotated[str, typer.Option("--demo-home", help="Scratch home, wiped at start.")] = ".clicktune-demo",
-    report: Annotated[str, typer.Option("--report", help="Where report.json and report.png go.")] = "demo-report",
-    rounds: Annotated[int, typer.Option(help="Rounds of simulated traffic over the train queries.")] = 2,
-    phase_rounds: Annotated[int, typer.Option(help="At most this many rounds of interleaved traffic.")] = 4,
-    epochs: Annotated[float, typer.Option(help="Training epochs.")] = 3.0,
-    max_seq_length: Annotated[int, typer.Option(help="Token limit for indexing and queries.")] = 128,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated users and of training.")] = 0,
-) -> None:
-    """Index SciFact, simulate clicks, run the loop with its challenger phase, report nDCG@10 before and after."""
-    from pathlib import Path
-
-    from clicktune.scheduler.demo import DemoConfig, run_demo
-
-    cfg = DemoConfig(home=Path(home), report_dir=Path(report), rounds=rounds, phase_rounds=phase_rounds,
-                     train_epochs=epochs, max_seq_length=max_seq_length, train_max_seq_length=max_seq_length,
-                     seed=seed)
-    if data:
-        cfg.data_dir = Path(data)
-    run_demo(cfg, console)
-
-
-@app.command()
 def worker() -> None:
     """Run the retrain schedule in this process (server mode); Ctrl-C stops it."""
     from clicktune.scheduler.jobs import run_worker
@@ -230,8 +206,8 @@ def worker() -> None:
 
 
 @contextmanager
-def _exclusive(action: str) -> Iterator[IndexHandle]:
-    """The alias's lease (exit 3 when another process holds it) and no running challenger."""
+def _exclusive(action: str, *, allow_challenger: bool = False) -> Iterator[IndexHandle]:
+    """The alias's lease (exit 3 when another process holds it) and, unless allowed, no running challenger."""
     from clicktune.scheduler.challenger import ChallengerPhase
     from clicktune.scheduler.loop import RetrainLoop
 
@@ -242,7 +218,7 @@ def _exclusive(action: str) -> Iterator[IndexHandle]:
             err.print(f"another process holds the lock of alias {loop.alias!r}; try again later")
             raise typer.Exit(EXIT_LOCKED)
         handle = loop.handle
-        if action != "end a challenger":
+        if not allow_challenger:
             ChallengerPhase(handle, loop.feedback).ensure_none_running(action)
         yield handle
 
@@ -280,7 +256,7 @@ def _end_challenger(decision: str) -> None:
     from clicktune.adapters.errors import NoChallengerError
     from clicktune.scheduler.challenger import ChallengerPhase
 
-    with _exclusive("end a challenger") as handle:
+    with _exclusive("end a challenger", allow_challenger=True) as handle:
         phase = ChallengerPhase(handle, ClickLog.from_settings(handle.settings))
         running = phase.reconcile()
         if running is None:

@@ -1,10 +1,14 @@
-"""`clicktune demo`: the whole loop on real data, in one command, with a before/after report.
+"""The demo (`make demo`, ``examples/demo.py``): the whole loop on real data, with a before/after report.
 
 Index SciFact into embedded Qdrant, measure nDCG@10 / Recall@10 on its test queries, let simulated
 users click through the train queries, run the real loop (mine, train, build the candidate's
 collection, offline check, challenger phase: simulated users click on team-draft interleaved results
 until the sequential test decides), measure again, and write ``report.json`` and ``report.png``.
 Test queries and qrels are never seen by the loop: only clicks on train queries are.
+
+The app's vector store is given from outside (``examples/demo.py`` builds it): the scheduler never
+imports the plugin (arrows go plugin -> adapters <- scheduler), and the demo drives the store only
+through what any app would call.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.table import Table
 
-from clicktune.adapters.qdrant import close_shared_clients
+from clicktune.adapters.clicklog import Challenger, ClickLog
+from clicktune.adapters.qdrant import IndexHandle, close_shared_clients
 from clicktune.adapters.settings import ClicktuneSettings
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 from clicktune.scheduler.evaluation import EvalSet, Scores, evaluate_collection
@@ -48,7 +53,22 @@ class DemoConfig:
     seed: int = 0
 
 
-def _settings(cfg: DemoConfig) -> ClicktuneSettings:
+class DemoStore(Protocol):
+    """What the demo needs of the app's vector store (``ClicktuneVectorStore`` has all of it)."""
+
+    handle: IndexHandle
+    feedback: ClickLog
+
+    def add_texts(self, texts: list[str], metadatas: list[dict] | None = None, **kwargs: Any) -> list[str]: ...
+    def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list: ...
+    def record_click(self, search_id: str, doc_id: str, **kwargs: Any) -> bool: ...
+    def active_challenger(self) -> Challenger | None: ...
+
+
+def demo_settings(cfg: DemoConfig) -> ClicktuneSettings:
+    """Settings for a fresh demo home (wiped here, before any store opens it)."""
+    if cfg.home.exists():
+        shutil.rmtree(cfg.home)
     # Every simulated search may be interleaved, and its clicks count at once (simulated users click
     # immediately); the sequential test and the offline check keep their production defaults.
     return ClicktuneSettings(
@@ -58,70 +78,66 @@ def _settings(cfg: DemoConfig) -> ClicktuneSettings:
     )
 
 
-def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
-    from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
-
+def run_demo(
+    cfg: DemoConfig, settings: ClicktuneSettings, store: DemoStore, console: Console | None = None
+) -> dict[str, Any]:
+    """Run the demo on ``store`` (opened on ``demo_settings(cfg)``) and write the report."""
     console = console or Console()
     timings: dict[str, float] = {}
-    if cfg.home.exists():
-        shutil.rmtree(cfg.home)
-    settings = _settings(cfg)
     data = BeirDataset.load(cfg.data_dir)
     test = EvalSet(data.split_queries("test"), {q: {d for d, g in r.items() if g > 0}
                                                 for q, r in data.qrels["test"].items()}, name="test")
     console.rule(f"[bold]clicktune demo[/]: {len(data.corpus):,} documents, {len(test)} test queries, seed {cfg.seed}")
     click_model = ClickModel(eta=1.0, p_relevant=0.9, p_noise=0.05)
 
-    def simulate(store: ClicktuneVectorStore, rounds: int, seed: int) -> dict[str, Any]:
+    def simulate(rounds: int, seed: int) -> dict[str, Any]:
         return ClickSimulator(
             data, store.similarity_search, store.record_click,
             SimulationConfig(split="train", rounds=rounds, users=cfg.users, k=10, seed=seed, click_model=click_model),
             show_progress=True,
         ).run().as_dict()
 
-    with ClicktuneEmbeddings(settings, watch=False) as embeddings:
-        store = ClicktuneVectorStore(settings, embeddings=embeddings)
-        t = time.perf_counter()
-        docs = list(data.corpus.values())
-        store.add_texts([d.content for d in docs], ids=[d.doc_id for d in docs], batch_size=512)
-        timings["index"] = time.perf_counter() - t
-        before, before_version = _measure(store, test)
-        console.print(f"before: {before_version} nDCG@10 {before.ndcg_at_10:.4f}  Recall@10 {before.recall_at_10:.4f}")
+    t = time.perf_counter()
+    docs = list(data.corpus.values())
+    store.add_texts([d.content for d in docs], ids=[d.doc_id for d in docs], batch_size=512)
+    timings["index"] = time.perf_counter() - t
+    before, before_version = _measure(store, test)
+    console.print(f"before: {before_version} nDCG@10 {before.ndcg_at_10:.4f}  Recall@10 {before.recall_at_10:.4f}")
 
-        t = time.perf_counter()
-        traffic = simulate(store, cfg.rounds, cfg.seed)
-        timings["traffic"] = time.perf_counter() - t
-        console.print(f"traffic: {traffic['searches']:,} searches, {traffic['clicks']:,} clicks "
-                      f"({traffic['relevant_clicks']:,} on relevant documents)")
+    t = time.perf_counter()
+    traffic = simulate(cfg.rounds, cfg.seed)
+    timings["traffic"] = time.perf_counter() - t
+    console.print(f"traffic: {traffic['searches']:,} searches, {traffic['clicks']:,} clicks "
+                  f"({traffic['relevant_clicks']:,} on relevant documents)")
 
+    t = time.perf_counter()
+    loop = RetrainLoop(settings, handle=store.handle, feedback=store.feedback)
+    started = loop.tick(force=True)
+    timings["train_and_build"] = time.perf_counter() - t
+    console.print(f"loop: [bold]{started.status}[/] - {started.reason}")
+    candidate: dict[str, Any] = {}
+    phase_rounds: list[dict[str, Any]] = []
+    final = started
+    challenger = store.active_challenger()
+    if started.status == "challenger" and challenger is not None:
+        # The challenger's own collection, scored on the test queries for the report only.
+        candidate = {"version": challenger.challenger_version, **evaluate_collection(
+            store.handle.client, challenger.challenger_collection, store.handle.encoder(challenger.challenger_version),
+            test).as_dict()}
         t = time.perf_counter()
-        loop = RetrainLoop(settings, handle=store.handle, feedback=store.feedback)
-        started = loop.tick(force=True)
-        timings["train_and_build"] = time.perf_counter() - t
-        console.print(f"loop: [bold]{started.status}[/] - {started.reason}")
-        candidate: dict[str, Any] = {}
-        phase_rounds: list[dict[str, Any]] = []
-        final = started
-        challenger = store.active_challenger()
-        if started.status == "challenger" and challenger is not None:
-            # The challenger's own collection, scored on the test queries for the report only.
-            candidate = {"version": challenger.challenger_version, **evaluate_collection(
-                store.client, challenger.challenger_collection, store.handle.encoder(challenger.challenger_version),
-                test).as_dict()}
-            t = time.perf_counter()
-            for i in range(cfg.phase_rounds):
-                round_traffic = simulate(store, 1, cfg.seed + 1000 * (i + 1))
-                final = loop.tick()
-                verdict = final.decision or {}
-                phase_rounds.append({"round": i + 1, "searches": round_traffic["searches"], "status": final.status,
-                                     **{k: verdict.get(k) for k in ("wins", "losses", "ties", "z")}})
-                console.print(f"challenger phase, round {i + 1}: {final.status} - {verdict.get('wins')} wins, "
-                              f"{verdict.get('losses')} losses, {verdict.get('ties')} ties, z {verdict.get('z')}; "
-                              f"{final.reason}")
-                if final.status != "running":
-                    break
-            timings["challenger_phase"] = time.perf_counter() - t
-        after, after_version = _measure(store, test)
+        for i in range(cfg.phase_rounds):
+            round_traffic = simulate(1, cfg.seed + 1000 * (i + 1))
+            final = loop.tick()
+            verdict = final.decision or {}
+            phase_rounds.append({"round": i + 1, "searches": round_traffic["searches"], "status": final.status,
+                                 **{k: verdict.get(k) for k in ("wins", "losses", "ties", "z")}})
+            console.print(f"challenger phase, round {i + 1}: {final.status} - {verdict.get('wins')} wins, "
+                          f"{verdict.get('losses')} losses, {verdict.get('ties')} ties, z {verdict.get('z')}; "
+                          f"{final.reason}")
+            if final.status != "running":
+                break
+        timings["challenger_phase"] = time.perf_counter() - t
+    after, after_version = _measure(store, test)
 
     report = {
         "dataset": str(cfg.data_dir),
@@ -150,9 +166,10 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
     return report
 
 
-def _measure(store, test: EvalSet) -> tuple[Scores, str]:  # noqa: ANN001
-    live = store.collections.require_live()
-    return evaluate_collection(store.client, live.collection, store.handle.encoder(live.version), test), live.version
+def _measure(store: DemoStore, test: EvalSet) -> tuple[Scores, str]:
+    handle = store.handle
+    live = handle.collections.require_live()
+    return evaluate_collection(handle.client, live.collection, handle.encoder(live.version), test), live.version
 
 
 def _table(console: Console, report: dict[str, Any]) -> None:
