@@ -150,8 +150,6 @@ class RetrainLoop:
         except Exception as exc:
             outcome.status, outcome.reason = "failed", f"{type(exc).__name__}: {exc}"
             log.error("loop tick failed; alias and CURRENT unchanged: %s", outcome.reason, exc_info=True)
-            if outcome.candidate is not None and outcome.status != "running":
-                self.handle.registry.update_info(outcome.candidate, training_error=outcome.reason)
         finally:
             outcome.steps = steps
             if outcome.status not in ("skipped", "running"):
@@ -186,9 +184,10 @@ class RetrainLoop:
 
             with self._step("build", steps):
                 report = BlueGreenReindexer(self.handle).run(result.version, approve=offline_check, hand_off=open_phase)
-        except Exception:
+        except Exception as exc:
             if outcome.candidate is not None:
-                self.handle.registry.update_info(outcome.candidate, status="failed")
+                self.handle.registry.update_info(outcome.candidate, status="failed",
+                                                 training_error=f"{type(exc).__name__}: {exc}")
             raise
         check = checks[0]
         outcome.decision = {"offline": check.as_dict()}

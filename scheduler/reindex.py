@@ -155,15 +155,16 @@ class BlueGreenReindexer:
                 if self.collections.live() != LiveCollection(target, version) and self.client.collection_exists(target):
                     self.collections.drop(target)
                 raise
-        if report.handed_off:
-            self.registry.update_info(version, index_precision=encoder.precision)
-        if not report.swapped:
-            if not report.handed_off:
-                self.collections.drop(target)
+        if not (report.swapped or report.handed_off):
+            self.collections.drop(target)
             timings["total"] = time.perf_counter() - started
             report.seconds = timings
             return report
         self.registry.update_info(version, index_precision=encoder.precision)
+        if report.handed_off:
+            timings["total"] = time.perf_counter() - started
+            report.seconds = timings
+            return report
         crash_point("reindex.after_promote")
         report.removed_old = self.apply_retention()
         timings["total"] = time.perf_counter() - started

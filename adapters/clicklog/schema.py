@@ -163,5 +163,5 @@ def migrate(conn: Connection, from_version: int) -> None:
             alias = row.collection.rsplit("__", 1)[0]
             conn.execute(text("UPDATE clicktune_impressions SET alias = :a WHERE collection = :c AND alias IS NULL"),
                          {"a": alias, "c": row.collection})
-        for index in (impressions.indexes):
+        for index in impressions.indexes:
             index.create(conn, checkfirst=True)

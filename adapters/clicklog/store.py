@@ -73,6 +73,8 @@ class ClickLog:
         self.click_window = click_window
         self.max_grade = max_grade
         self._create_schema()
+        #: The challenger phases of every alias (same database, same engine).
+        self.challengers = ChallengerLog(self.engine)
 
     @classmethod
     def from_settings(cls, settings: ClicktuneSettings) -> ClickLog:
@@ -255,10 +257,7 @@ class ClickLog:
                 "clicks": int(conn.execute(select(func.count()).select_from(t.clicks)).scalar() or 0),
             }
 
-    @property
-    def challengers(self) -> ChallengerLog:
-        """The challenger phases of every alias (same database, same engine)."""
-        return ChallengerLog(self.engine)
+
 
     # The retrain lock (a lease) ------------------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, lease_seconds: float) -> bool:

@@ -119,7 +119,7 @@ def test_interleaved_results_say_which_model_produced_each_and_clicks_credit_it(
     store.record_click(docs[0].metadata["search_id"], by_version["v0002"][0].id)
     store.record_click(docs[0].metadata["search_id"], by_version["v0002"][1].id)
     store.record_click(docs[0].metadata["search_id"], by_version["v0001"][0].id)
-    tie = store.similarity_search(scifact_docs[9][1][:200], k=10)
+    store.similarity_search(scifact_docs[9][1][:200], k=10)  # shown, never clicked: a tie
     loss = store.similarity_search(scifact_docs[11][1][:200], k=10)
     store.record_click(loss[0].metadata["search_id"],
                        next(d.id for d in loss if d.metadata["model_version"] == "v0001"))
@@ -127,11 +127,23 @@ def test_interleaved_results_say_which_model_produced_each_and_clicks_credit_it(
     assert [(s.challenger_clicks, s.champion_clicks, s.outcome) for s in searches] == [(2, 1, 1), (0, 0, 0), (0, 1, -1)]
     verdict = phase.judge(challenger)
     assert (verdict.searches, verdict.wins, verdict.losses, verdict.ties, verdict.decision) == (3, 1, 1, 1, "continue")
-    _ = tie
 
 
-def test_interleave_share_and_opting_out(phase_store, settings, scifact_docs) -> None:
+def test_interleave_share_sets_how_many_searches_are_interleaved_and_a_store_may_opt_out(
+    phase_store, scifact_docs
+) -> None:
     store, phase = phase_store
+    # The share is the phase's (recorded when it starts), so every serving process uses the same one.
+    running = phase.active()
+    store.feedback.challengers.end(running.id, "dropped", {"reason": "restarted at half share"})
+    store.feedback.challengers.start(**running.model_dump(include={
+        "alias", "champion_version", "challenger_version", "champion_collection", "challenger_collection",
+        "offline"}), interleave_share=0.5)
+    interleaved = 0
+    for i in range(60):
+        docs = store.similarity_search(scifact_docs[i][1][:120], k=4)
+        interleaved += store.feedback.get_impression(docs[0].metadata["search_id"]).challenge_id is not None
+    assert 15 <= interleaved <= 45  # Binomial(60, 0.5): outside this range about once in 10,000 runs
     opted_out = ClicktuneVectorStore(store.settings, embeddings=store.embeddings, client=store.client, interleave=False)
     docs = opted_out.similarity_search(scifact_docs[3][1][:200], k=6)
     assert {d.metadata["model_version"] for d in docs} == {"v0001"}
@@ -171,13 +183,17 @@ def test_a_dropped_challenger_leaves_the_champion_and_its_collection_is_deleted(
     assert {d.metadata["model_version"] for d in store.similarity_search("cancer", k=5)} == {"v0001"}
 
 
-def test_a_phase_whose_champion_changed_is_dropped_by_reconcile(phase_store) -> None:
+def test_the_time_bound_drops_and_reconcile_drops_a_phase_whose_collection_is_gone(phase_store) -> None:
     store, phase = phase_store
-    store.feedback.challengers.end(phase.active().id, "dropped", {"reason": "simulated"})  # release the guard
-    challenger_row = phase.feedback.challengers.history()[0]
-    assert challenger_row.status == "dropped"
+    challenger = phase.active()
+    expired = phase.judge(challenger, now=challenger.started_at + timedelta(hours=store.settings.challenger_max_hours + 1))
+    assert expired.decision == "drop" and "time bound" in expired.reason
+    assert phase.judge(challenger).decision == "continue"
+    store.client.delete_collection(challenger.challenger_collection)
     assert phase.reconcile() is None
-    assert phase.judge(challenger_row, now=challenger_row.started_at + timedelta(hours=200)).decision == "drop"
+    ended = store.feedback.challengers.get(challenger.id)
+    assert ended.status == "dropped" and "gone" in ended.result["reason"]
+    assert store.registry.get("v0002").status == "rejected" and store.registry.current() == "v0001"
 
 
 # Rollback keeps writes made right after a swap (reliability issue, defect 1) ------------------------
