@@ -225,7 +225,9 @@ class ClicktuneVectorStore(VectorStore):
         live = self.collections.live()
         if live is None:
             return []
-        challenger = self._challenger_for_this_search(live)
+        logged = self.log_impressions if log_impression is None else log_impression
+        # Unlogged searches cannot credit anyone, so they are never interleaved.
+        challenger = self._challenger_for_this_search(live) if logged and self.annotate_results else None
         if challenger is not None:
             try:
                 results, versions = self._interleaved(query, k, live, challenger, **kwargs)
