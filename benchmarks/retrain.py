@@ -3,7 +3,7 @@
 Usage: python benchmarks/retrain.py [--pairs 1000] [--max-seq-length 128]
 
 1. index SciFact with the base model, simulate click traffic on the train queries, mine the log;
-2. time ``ClickTrainer.train`` (what ``retrain_once`` runs: load, prepare, train, register);
+2. time ``ClickTrainer.train`` (what a loop ``tick`` runs to train: load, prepare, train, register);
 3. time a plain script: SentenceTransformer + SentenceTransformerTrainer + MNRL on the same rows
    and settings, then ``model.save`` (what a user would write by hand).
 The ratio (ours / plain) is the loop's overhead; target <= 1.10. The two run alternately,

@@ -138,7 +138,7 @@ def retrain(
     from clicktune.scheduler.loop import RetrainLoop
 
     assert _State.settings is not None
-    outcome = RetrainLoop(_State.settings).retrain_once(force=force)
+    outcome = RetrainLoop(_State.settings).tick(force=force)
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.steps.items())
     console.print(f"{outcome.status}: {outcome.reason}" + (f" [{steps}]" if steps else ""))
     if outcome.status == "locked":

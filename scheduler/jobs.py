@@ -55,7 +55,7 @@ def scheduled_retrain(settings: dict[str, Any]) -> dict[str, Any]:
     """The stored job's target: run the loop once, unless too few clicks arrived since the last run."""
     from clicktune.scheduler.loop import RetrainLoop
 
-    outcome = RetrainLoop(ClicktuneSettings(**settings)).retrain_once(force=False)
+    outcome = RetrainLoop(ClicktuneSettings(**settings)).tick(force=False)
     log.info("scheduled retrain: %s (%s)", outcome.status, outcome.reason)
     return outcome.as_dict()
 

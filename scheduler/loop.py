@@ -119,14 +119,15 @@ class RetrainLoop:
             beat.join(timeout=5)
             self.feedback.release_lock(name, self.owner)
 
-    def retrain_once(self, *, force: bool = False) -> RetrainOutcome:
-        """One tick (the name predates the challenger phase; a tick may only judge a challenger)."""
+    def tick(self, *, force: bool = False) -> RetrainOutcome:
+        """One step of the loop: judge the running challenger, or train a candidate and open its phase.
+
+        ``force`` trains even when fewer than ``min_new_clicks`` clicks arrived since the last run.
+        """
         with self.lease() as held:
             if not held:
                 return RetrainOutcome("locked", "another retrain holds the lock")
             return self._run(force=force)
-
-    tick = retrain_once
 
     # The steps -----------------------------------------------------------------------------------
     def _run(self, *, force: bool) -> RetrainOutcome:
