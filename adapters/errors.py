@@ -39,12 +39,23 @@ class NothingToRollBackError(RegistryError):
     """Rollback was asked for but there is no previous version to go back to."""
 
 
+class InvalidDocumentsError(ClicktuneError, ValueError):
+    """``add_texts`` / ``add_documents`` got a text, a metadata or a count of ids it cannot index.
+
+    The whole call is checked before anything is written, so nothing was (an unusable id raises
+    :class:`MalformedIdError` instead, the same way).
+    """
+
+
 class FeedbackError(ClicktuneError, ValueError):
     """Base class: an impression or click cannot be stored as given (nothing was stored)."""
 
 
 class MalformedIdError(FeedbackError):
-    """A search id is not a UUID, or a document id is empty or too long."""
+    """A search id is not a UUID, a document id is empty or too long, or a user or session id is too long.
+
+    ``add_texts`` raises it too, for a document id the click log could never hold (see ``adapters.limits``).
+    """
 
 
 class UnknownSearchError(FeedbackError, LookupError):
@@ -77,3 +88,9 @@ class ChallengerRunningError(ChallengerError):
 
 class NoChallengerError(ChallengerError, LookupError):
     """No challenger phase is running for this alias."""
+
+
+class LeaseLostError(ClicktuneError):
+    """This process no longer holds the alias's retrain lease (a renewal was refused, or it expired
+    while the feedback database could not be reached); another worker may hold it now. Nothing was
+    swapped or promoted: the champion keeps serving, and the next run cleans up what this one built."""

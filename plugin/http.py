@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from clicktune.adapters.clicklog import ClickLog
 from clicktune.adapters.errors import FeedbackError, UnknownSearchError
+from clicktune.adapters.limits import MAX_DOC_ID_LENGTH, MAX_USER_ID_LENGTH
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -34,10 +35,10 @@ class ClickBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     search_id: Annotated[str, Field(min_length=1, max_length=64)]
-    doc_id: Annotated[str, Field(min_length=1, max_length=512)]
+    doc_id: Annotated[str, Field(min_length=1, max_length=MAX_DOC_ID_LENGTH)]
     dwell: float | None = None
     grade: int | None = None
-    user: Annotated[str | None, Field(max_length=255)] = None
+    user: Annotated[str | None, Field(max_length=MAX_USER_ID_LENGTH)] = None
 
 
 _CLICK_LIST = TypeAdapter(list[ClickBody])

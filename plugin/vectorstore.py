@@ -23,7 +23,8 @@ from qdrant_client import QdrantClient
 from tqdm.auto import tqdm
 
 from clicktune.adapters.clicklog import Challenger, ClickLog, Impression, ImpressionLogger, ShownResult
-from clicktune.adapters.qdrant import IndexHandle, LiveCollection, VersionCollectionStore
+from clicktune.adapters.limits import check_session_id, check_user_id
+from clicktune.adapters.qdrant import IndexHandle, LiveCollection, VersionCollectionStore, validate_documents
 from clicktune.adapters.settings import ClicktuneSettings, load_settings
 from clicktune.plugin.embeddings import ClicktuneEmbeddings
 from clicktune.plugin.interleaving import team_draft
@@ -168,14 +169,19 @@ class ClicktuneVectorStore(VectorStore):
         batch_size: int = 64,
         **kwargs: Any,
     ) -> list[str]:
+        """Index ``texts`` into every collection that may serve them; all or nothing as far as checks go.
+
+        The whole call is checked before anything is written (:func:`validate_documents`): a bad text,
+        metadata or id anywhere raises :class:`InvalidDocumentsError` / :class:`MalformedIdError` and
+        writes nothing, not even the batches before it. ``add_documents`` and the async variants
+        come through here.
+        """
         texts = list(texts)
+        metadatas = None if metadatas is None else list(metadatas)
+        ids = None if ids is None else list(ids)
+        doc_ids = validate_documents(texts, metadatas, ids)
         if not texts:
             return []
-        if metadatas is not None and len(metadatas) != len(texts):
-            raise ValueError(f"got {len(texts)} texts but {len(metadatas)} metadatas")
-        if ids is not None and len(ids) != len(texts):
-            raise ValueError(f"got {len(texts)} texts but {len(ids)} ids")
-        doc_ids = [str(i) if i is not None else uuid.uuid4().hex for i in (ids or [None] * len(texts))]
         with self.coordinator.write():
             live = self._ensure_live()
             for target in self._write_targets(live):
@@ -221,7 +227,13 @@ class ClicktuneVectorStore(VectorStore):
         session_id: str | None = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        """Search the live collection; ``log_impression`` / ``user_id`` / ``session_id`` feed the click log."""
+        """Search the live collection; ``log_impression`` / ``user_id`` / ``session_id`` feed the click log.
+
+        A user or session id longer than the click log holds (``adapters.limits``) raises
+        :class:`MalformedIdError` before the search, rather than answering it with its impression lost.
+        """
+        check_user_id(user_id)
+        check_session_id(session_id)
         live = self.collections.live()
         if live is None:
             return []
@@ -307,6 +319,8 @@ class ClicktuneVectorStore(VectorStore):
             return []
         log_impression = kwargs.pop("log_impression", None)
         user_id, session_id = kwargs.pop("user_id", None), kwargs.pop("session_id", None)
+        check_user_id(user_id)
+        check_session_id(session_id)
         docs = self.store_for(live).max_marginal_relevance_search(query, k, fetch_k, lambda_mult, **kwargs)
         results = [(d, float("nan")) for d in docs]
         return [doc for doc, _ in self._finish(query, results, live, log_impression, user_id, session_id)]

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real registry bootstrapped once from the packaged model, cheaply cloned per test.
+"""Shared fixtures: a real registry bootstrapped once from the packaged model, cheaply cloned per test;
+and a feedback database on real SQLite and, when one answers, real PostgreSQL (``db_url``).
 
 Model weights in a registry are immutable, so a per-test registry hard-links the template's weight
 files instead of copying 90 MB; small files (metadata, CURRENT) are copied.
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -51,3 +55,37 @@ def variant_model(template_home: Path):
 
     registry = ModelRegistry.from_settings(ClicktuneSettings(home=template_home))
     return perturbed_copy(registry.load_model("v0001"), seed=1)
+
+
+PG_URL = os.environ.get("CLICKTUNE_TEST_PG_URL")
+
+
+def _pg_reason() -> str | None:
+    if not PG_URL:
+        return "CLICKTUNE_TEST_PG_URL is not set (make test sets it to the local PostgreSQL)"
+    try:
+        with create_engine(PG_URL).connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server to test against"
+        return f"PostgreSQL at CLICKTUNE_TEST_PG_URL does not answer: {type(exc).__name__}"
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A feedback database URL nobody else uses: a fresh SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'feedback.db'}"
+        return
+    reason = _pg_reason()
+    if reason:
+        pytest.skip(reason)
+    schema = f"ct_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"create schema {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"drop schema {schema} cascade"))
+    admin.dispose()

@@ -33,6 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from clicktune.adapters.limits import MAX_DOC_ID_LENGTH, MAX_SESSION_ID_LENGTH, MAX_USER_ID_LENGTH
+
 
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes in and out, whatever the backend (SQLite keeps no time zone)."""
@@ -72,8 +74,8 @@ impressions = Table(
     Column("created_at", UTCDateTime(), nullable=False, index=True),
     Column("model_version", String(32), nullable=False),
     Column("collection", String(255), nullable=False),
-    Column("user_id", String(255)),
-    Column("session_id", String(255)),
+    Column("user_id", String(MAX_USER_ID_LENGTH)),
+    Column("session_id", String(MAX_SESSION_ID_LENGTH)),
     Column("alias", String(255), index=True),
     Column("challenge_id", Integer, index=True),
 )
@@ -83,7 +85,7 @@ impression_results = Table(
     metadata,
     Column("search_id", String(36), ForeignKey("clicktune_impressions.search_id", ondelete="CASCADE"),
            primary_key=True),
-    Column("doc_id", String(512), primary_key=True),
+    Column("doc_id", String(MAX_DOC_ID_LENGTH), primary_key=True),
     Column("rank", Integer, nullable=False),
     Column("score", Float),
     Column("model_version", String(32)),
@@ -95,11 +97,11 @@ clicks = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("search_id", String(36), ForeignKey("clicktune_impressions.search_id", ondelete="CASCADE"),
            nullable=False),
-    Column("doc_id", String(512), nullable=False),
+    Column("doc_id", String(MAX_DOC_ID_LENGTH), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False, index=True),
     Column("dwell_seconds", Float),
     Column("grade", Integer),
-    Column("user_id", String(255)),
+    Column("user_id", String(MAX_USER_ID_LENGTH)),
     UniqueConstraint("search_id", "doc_id", name="uq_clicktune_click"),
 )
 Index("ix_clicktune_clicks_search", clicks.c.search_id)

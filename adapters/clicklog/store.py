@@ -31,9 +31,8 @@ from clicktune.adapters.errors import (
     MalformedIdError,
     UnknownSearchError,
 )
+from clicktune.adapters.limits import check_doc_id, check_session_id, check_user_id
 from clicktune.adapters.settings import ClicktuneSettings
-
-MAX_DOC_ID_LENGTH = 512
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -110,7 +109,12 @@ class ClickLog:
 
     # Impressions -------------------------------------------------------------------------------
     def log_impression(self, impression: Impression) -> None:
+        """Store one search; an id the columns cannot hold is refused the same on every backend."""
         _check_search_id(impression.search_id)
+        check_user_id(impression.user_id)
+        check_session_id(impression.session_id)
+        for result in impression.results:
+            check_doc_id(result.doc_id, what=f"document id (rank {result.rank})")
         with self.engine.begin() as conn:
             conn.execute(insert(t.impressions).values(
                 search_id=impression.search_id, query=impression.query, created_at=impression.created_at,
@@ -160,6 +164,7 @@ class ClickLog:
             try:
                 _check_search_id(click.get("search_id"))
                 _check_doc_id(click.get("doc_id"))
+                check_user_id(click.get("user"))
                 _check_dwell(click.get("dwell"))
                 _check_grade(click.get("grade"), self.max_grade)
             except FeedbackError as exc:
@@ -333,11 +338,10 @@ def _check_search_id(value: Any) -> None:
 
 
 def _check_doc_id(value: Any) -> None:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_DOC_ID_LENGTH:
-        raise MalformedIdError(
-            f"document id {value!r} must be a non-empty string of at most {MAX_DOC_ID_LENGTH} characters "
-            "(the Document.id of a result)"
-        )
+    try:
+        check_doc_id(value)
+    except MalformedIdError as exc:
+        raise MalformedIdError(f"{exc} (the Document.id of a result)") from None
 
 
 def _check_dwell(value: Any) -> None:

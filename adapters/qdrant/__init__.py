@@ -8,6 +8,7 @@ from clicktune.adapters.qdrant.documents import (
     VersionCollectionStore,
     document_from_payload,
     point_id,
+    validate_documents,
 )
 from clicktune.adapters.qdrant.errors import (
     AliasIsCollectionError,
@@ -37,4 +38,5 @@ __all__ = [
     "document_from_payload",
     "point_id",
     "qdrant_client_from_settings",
+    "validate_documents",
 ]

@@ -9,13 +9,16 @@ Plain ``QdrantVectorStore`` rejects ids that are not UUIDs or integers and retur
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
 from langchain_core.documents import Document
 from langchain_qdrant import QdrantVectorStore
 from qdrant_client import models
+
+from clicktune.adapters.errors import InvalidDocumentsError
+from clicktune.adapters.limits import check_doc_id
 
 #: Fixed namespace so every process maps a caller id to the same point id.
 POINT_ID_NAMESPACE = uuid.UUID("6f0e4c4e-2b7a-5c1d-9a57-3c1f0b9e7a11")
@@ -35,6 +38,35 @@ def document_from_payload(payload: dict[str, Any], fallback_id: Any = None) -> D
         page_content=payload.get(CONTENT_KEY, ""),
         metadata=dict(payload.get(METADATA_KEY) or {}),
     )
+
+
+def validate_documents(
+    texts: Sequence[Any], metadatas: Sequence[Any] | None = None, ids: Sequence[Any] | None = None
+) -> list[str]:
+    """Check a whole write before any of it is written; return its document ids.
+
+    Every text must be a string, every metadata a dict (or None), with one metadata and one id per
+    text when given; every id a string the click log can hold (``adapters.limits``: a document that
+    could never be clicked is never indexed), or None for a fresh one. Raises
+    :class:`InvalidDocumentsError` or :class:`MalformedIdError` naming the first bad item.
+    """
+    if metadatas is not None and len(metadatas) != len(texts):
+        raise InvalidDocumentsError(
+            f"got {len(texts)} texts but {len(metadatas)} metadatas: pass one metadata per text, or none")
+    if ids is not None and len(ids) != len(texts):
+        raise InvalidDocumentsError(f"got {len(texts)} texts but {len(ids)} ids: pass one id per text, or none")
+    for i, text in enumerate(texts):
+        if text is None:
+            raise InvalidDocumentsError(f"text {i} is None: remove it or give it a string before adding")
+        if not isinstance(text, str):
+            raise InvalidDocumentsError(f"text {i} is of type {type(text).__name__}, not str: pass strings")
+    for i, metadata in enumerate(metadatas or []):
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidDocumentsError(
+                f"metadata {i} is of type {type(metadata).__name__}, not a dict: pass a dict (or None) per text")
+    if ids is None:
+        return [uuid.uuid4().hex for _ in texts]
+    return [uuid.uuid4().hex if i is None else check_doc_id(i, what=f"ids[{n}]") for n, i in enumerate(ids)]
 
 
 def build_payload(text: str, metadata: dict | None, doc_id: str) -> dict[str, Any]:
@@ -60,9 +92,8 @@ class VersionCollectionStore(QdrantVectorStore):
         batch_size: int = 64,
     ) -> Generator[tuple[list[str | int], list[models.PointStruct]], Any, None]:
         texts = list(texts)
-        caller_ids = [str(i) for i in ids] if ids else [uuid.uuid4().hex for _ in texts]
-        if len(caller_ids) != len(texts):
-            raise ValueError(f"got {len(texts)} texts but {len(caller_ids)} ids")
+        # the whole call, before the first batch is upserted: a bad item writes nothing
+        caller_ids = validate_documents(texts, metadatas or None, ids or None)
         metadatas_iter = iter(metadatas or [])
         ids_iter = iter(caller_ids)
         texts_iter = iter(texts)

@@ -18,6 +18,7 @@ from clicktune.adapters.errors import (
     MalformedIdError,
     UnknownSearchError,
 )
+from clicktune.adapters.limits import MAX_DOC_ID_LENGTH, MAX_SESSION_ID_LENGTH, MAX_USER_ID_LENGTH
 
 
 def _impression(log: ClickLog, docs=("a", "b", "c"), **kw) -> str:
@@ -59,6 +60,7 @@ def test_clicks_are_idempotent(db_url: str) -> None:
         ({"search_id": "not-a-uuid", "doc_id": "a"}, MalformedIdError, "not a UUID"),
         ({"search_id": "SID", "doc_id": ""}, MalformedIdError, "non-empty"),
         ({"search_id": "SID", "doc_id": "x" * 600}, MalformedIdError, "at most 512"),
+        ({"search_id": "SID", "doc_id": "a", "user": "u" * 256}, MalformedIdError, "longer than 255"),
         ({"search_id": str(uuid.UUID(int=7)), "doc_id": "a"}, UnknownSearchError, "was logged"),
         ({"search_id": "SID", "doc_id": "zzz"}, DocNotShownError, "was not shown"),
         ({"search_id": "SID", "doc_id": "a", "dwell": -1.0}, InvalidDwellError, ">= 0"),
@@ -76,6 +78,36 @@ def test_bad_clicks_raise_and_store_nothing(db_url: str, click: dict, error: typ
     with pytest.raises(error, match=message):
         log.record_click(click.pop("search_id"), click.pop("doc_id"), **click)
     assert _snapshot(log) == before
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"docs": ("a", "x" * (MAX_DOC_ID_LENGTH + 1))}, f"at most {MAX_DOC_ID_LENGTH} characters"),
+        ({"docs": ("a", "")}, "non-empty"),
+        ({"user_id": "u" * (MAX_USER_ID_LENGTH + 1)}, f"user id .* longer than {MAX_USER_ID_LENGTH}"),
+        ({"session_id": "s" * (MAX_SESSION_ID_LENGTH + 1)}, f"session id .* longer than {MAX_SESSION_ID_LENGTH}"),
+    ],
+    ids=["overlong-doc-id", "empty-doc-id", "overlong-user", "overlong-session"],
+)
+def test_an_impression_the_log_cannot_hold_is_refused_the_same_on_every_backend(
+    db_url: str, fields: dict, message: str
+) -> None:
+    log = ClickLog(db_url)
+    before = _snapshot(log)
+    with pytest.raises(MalformedIdError, match=message):
+        _impression(log, **fields)
+    assert _snapshot(log) == before
+
+
+def test_ids_and_users_of_exactly_the_limits_are_stored_and_clicked(db_url: str) -> None:
+    log = ClickLog(db_url)
+    doc, user, session = "d" * MAX_DOC_ID_LENGTH, "u" * MAX_USER_ID_LENGTH, "s" * MAX_SESSION_ID_LENGTH
+    sid = _impression(log, docs=("a", doc), user_id=user, session_id=session)
+    assert log.record_click(sid, doc, user=user) is True
+    (event,) = list(log.iter_feedback())
+    assert event.impression.results[1].doc_id == doc and event.impression.session_id == session
+    assert [(c.doc_id, c.user_id) for c in event.clicks] == [(doc, user)]
 
 
 def test_late_click_is_refused(db_url: str) -> None:

@@ -1,0 +1,58 @@
+"""The longest ids clicktune stores, defined once and checked the same way at every door.
+
+The feedback database keeps document, user and session ids in fixed-width columns (``varchar`` on
+PostgreSQL). SQLite would store a longer id silently and PostgreSQL refuse it, so the limits are
+checked before anything is written, by the same functions wherever such an id comes in:
+``add_texts`` (a document that could never be clicked is never indexed), searches (their user and
+session), impressions and clicks. The schema's column widths are these constants too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clicktune.adapters.errors import MalformedIdError
+
+#: A document id (the caller's id in Qdrant, ``Document.id``, the click log's ``doc_id``).
+MAX_DOC_ID_LENGTH = 512
+#: The user a search or a click is attributed to.
+MAX_USER_ID_LENGTH = 255
+#: The session a search belongs to.
+MAX_SESSION_ID_LENGTH = 255
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of an id, cut short when it is long (the message must stay readable)."""
+    if isinstance(value, str) and len(value) > 40:
+        return f"{value[:20]!r}... ({len(value)} characters)"
+    return repr(value)
+
+
+def check_doc_id(value: Any, *, what: str = "document id") -> str:
+    """``value`` if it is a document id every part of clicktune can hold, else :class:`MalformedIdError`."""
+    if not isinstance(value, str):
+        raise MalformedIdError(f"{what} {_shown(value)} is of type {type(value).__name__}, not str; pass ids as strings")
+    if not value.strip() or len(value) > MAX_DOC_ID_LENGTH:
+        raise MalformedIdError(
+            f"{what} {_shown(value)} must be a non-empty string of at most {MAX_DOC_ID_LENGTH} characters"
+        )
+    return value
+
+
+def _check_optional(value: Any, limit: int, what: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise MalformedIdError(f"{what} {_shown(value)} is of type {type(value).__name__}, not str; pass a string or None")
+    if len(value) > limit:
+        raise MalformedIdError(f"{what} {_shown(value)} is longer than {limit} characters; pass a shorter one")
+
+
+def check_user_id(value: Any, *, what: str = "user id") -> None:
+    """Refuse (:class:`MalformedIdError`) a user id the feedback database cannot hold; None is fine."""
+    _check_optional(value, MAX_USER_ID_LENGTH, what)
+
+
+def check_session_id(value: Any, *, what: str = "session id") -> None:
+    """Refuse (:class:`MalformedIdError`) a session id the feedback database cannot hold; None is fine."""
+    _check_optional(value, MAX_SESSION_ID_LENGTH, what)
