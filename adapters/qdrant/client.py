@@ -3,20 +3,69 @@
 Embedded Qdrant (``path=``) refuses a second client on the same folder, even in the same process, so
 every part of clicktune that needs Qdrant (vector store, reindexer, CLI) asks here and shares one.
 ``:memory:`` clients are never shared: each is its own database by definition.
+
+qdrant-client's local mode is not thread-safe: a search racing an upsert reads arrays of two sizes
+(``operands could not be broadcast``), and its one SQLite connection gets commits from several
+threads (``cannot commit - no transaction is active``). A threaded web app shares one store across
+its worker threads, so every embedded client clicktune touches is made to take its calls one at a
+time (``serialize_embedded``). A server client is left alone: the server is concurrent.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import threading
 from pathlib import Path
+from typing import Any
 
 from qdrant_client import QdrantClient
+from qdrant_client.local.qdrant_local import QdrantLocal
 
 from clicktune.adapters.settings import ClicktuneSettings
 
 _clients: dict[str, QdrantClient] = {}
 _lock = threading.Lock()
+
+
+class _SerializedLocal:
+    """qdrant-client's local engine behind one re-entrant lock: each call runs alone.
+
+    Local mode answers from Python lists and NumPy arrays in this process, so the lock costs no
+    parallelism the GIL would have given (measured in ``benchmarks/embedded_threads.py``). It wraps
+    the engine inside the ``QdrantClient`` rather than the client, so the client stays a genuine
+    ``QdrantClient`` for langchain-qdrant and for code that checks its type.
+    """
+
+    def __init__(self, local: QdrantLocal) -> None:
+        self._local = local
+        self._call_lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._local, name)
+        if not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+            with self._call_lock:
+                return attribute(*args, **kwargs)
+
+        return one_at_a_time
+
+
+def serialize_embedded(client: QdrantClient) -> QdrantClient:
+    """Make an embedded (local-mode) client safe to share between threads; idempotent; returns it.
+
+    Applied to clients clicktune creates and to those an app passes in (the store shares it with
+    its writers, readers and the reindexer). Reaches one private attribute, ``_client``, because
+    qdrant-client offers no hook for this; a server client has no ``QdrantLocal`` there and is
+    returned untouched.
+    """
+    engine = getattr(client, "_client", None)
+    if isinstance(engine, QdrantLocal):
+        client._client = _SerializedLocal(engine)  # type: ignore[assignment]
+    return client
 
 
 def qdrant_client_from_settings(settings: ClicktuneSettings) -> QdrantClient:
@@ -29,13 +78,13 @@ def qdrant_client_from_settings(settings: ClicktuneSettings) -> QdrantClient:
         path = settings.resolved_qdrant_path
         assert path is not None
         if path == ":memory:":
-            return QdrantClient(":memory:")
+            return serialize_embedded(QdrantClient(":memory:"))
         resolved = Path(path).expanduser().resolve()
         key = f"path:{resolved}"
 
         def factory() -> QdrantClient:
             resolved.mkdir(parents=True, exist_ok=True)
-            return QdrantClient(path=str(resolved))
+            return serialize_embedded(QdrantClient(path=str(resolved)))
 
     with _lock:
         client = _clients.get(key)

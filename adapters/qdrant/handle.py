@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from qdrant_client import QdrantClient
 
 from clicktune.adapters.models import EncoderCache, VersionEncoder, encoder_for_version
-from clicktune.adapters.qdrant.client import qdrant_client_from_settings
+from clicktune.adapters.qdrant.client import qdrant_client_from_settings, serialize_embedded
 from clicktune.adapters.qdrant.collections import VersionedCollections
 from clicktune.adapters.qdrant.coordination import WriteCoordinator, coordinator_for
 from clicktune.adapters.registry import ModelRegistry
@@ -39,7 +39,7 @@ class IndexHandle:
         encoder: Callable[[str], VersionEncoder] | None = None,
         alias: str | None = None,
     ) -> IndexHandle:
-        client = client or qdrant_client_from_settings(settings)
+        client = serialize_embedded(client) if client is not None else qdrant_client_from_settings(settings)
         registry = registry or ModelRegistry.from_settings(settings)
         alias = alias or settings.collection_alias
         if encoder is None:
