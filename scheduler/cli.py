@@ -1,13 +1,13 @@
 """The ``clicktune`` command: what an operator types to inspect, re-index and roll back.
 
-Exit codes scripts can rely on: 0 success, 1 a clicktune error (one line on stderr, no traceback
-unless --debug), 2 bad usage (Typer's own).
+Exit codes scripts can rely on: 0 success, 1 an error the operator can fix (one line
+``clicktune: error: ...`` on stderr, no traceback unless --debug or CLICKTUNE_DEBUG=1; see
+``cli_errors``), 2 bad usage (Typer's own), 3 another process holds the alias's lock.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,9 +17,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clicktune.adapters import ClicktuneError, ClicktuneSettings
+from clicktune.adapters import ClicktuneSettings
 from clicktune.adapters.clicklog import ClickLog
 from clicktune.adapters.qdrant import IndexHandle, close_shared_clients
+from clicktune.scheduler.cli_errors import configure_logging, error_line, reported_here
 
 app = typer.Typer(help="clicktune: retrieval that improves from clicks.", no_args_is_help=True, add_completion=False)
 console = Console(soft_wrap=True)
@@ -36,12 +37,13 @@ class _State:
 
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", envvar="CLICKTUNE_DEBUG",
+                                        help="Show tracebacks and debug logs.")] = False,
     home: Annotated[str | None, typer.Option("--home", help="clicktune home folder (CLICKTUNE_HOME).")] = None,
     alias: Annotated[str | None, typer.Option("--alias", help="Collection alias (CLICKTUNE_COLLECTION_ALIAS).")] = None,
 ) -> None:
     _State.debug = debug
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(debug)
     overrides = {k: v for k, v in {"home": home, "collection_alias": alias}.items() if v is not None}
     _State.settings = ClicktuneSettings(**overrides)  # type: ignore[arg-type]
 
@@ -138,13 +140,15 @@ def retrain(
     from clicktune.scheduler.loop import RetrainLoop
 
     assert _State.settings is not None
-    outcome = RetrainLoop(_State.settings).tick(force=force)
+    with reported_here("clicktune.scheduler.loop", _State.debug):
+        outcome = RetrainLoop(_State.settings).tick(force=force)
+    if outcome.status == "failed":
+        _error(f"retrain failed, alias and CURRENT unchanged: {outcome.reason} (--debug shows the traceback)")
+        raise typer.Exit(EXIT_ERROR)
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.steps.items())
     console.print(f"{outcome.status}: {outcome.reason}" + (f" [{steps}]" if steps else ""))
     if outcome.status == "locked":
         raise typer.Exit(EXIT_LOCKED)
-    if outcome.status == "failed":
-        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command(name="eval")
@@ -248,6 +252,20 @@ def rollback() -> None:
     console.print(f"rolled back: alias and CURRENT now {version}")
 
 
+@app.command()
+def repair() -> None:
+    """Rebuild an unreadable CURRENT from the alias and the versions' metadata (the bad file is kept aside)."""
+    with _exclusive("repair", allow_challenger=True) as handle:
+        live = handle.collections.live()
+        repaired = handle.registry.repair(live.version if live else None)
+    if repaired is None:
+        console.print("CURRENT is readable: nothing to repair")
+        return
+    pointer, kept = repaired
+    console.print(f"CURRENT rebuilt: {pointer.version} live, history {', '.join(pointer.history) or '-'}"
+                  + (f"; the unreadable file is kept as {kept}" if kept else ""))
+
+
 challenger_app = typer.Typer(help="End a running challenger phase by hand.", no_args_is_help=True)
 app.add_typer(challenger_app, name="challenger")
 
@@ -282,16 +300,22 @@ def challenger_drop() -> None:
     _end_challenger("drop")
 
 
+def _error(message: str) -> None:
+    print(f"clicktune: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the Typer app; a clicktune error becomes one line on stderr and exit code 1."""
+    """Run the Typer app; an error the operator can fix becomes one line on stderr and exit code 1."""
+    _State.debug, _State.settings = False, None
     try:
         app(args=argv, prog_name="clicktune")
     except SystemExit as exit_:
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_ERROR
-    except ClicktuneError as exc:
-        if _State.debug:
+    except Exception as exc:
+        message = error_line(exc, _State.settings)
+        if message is None or _State.debug:
             raise
-        err.print(f"[red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        _error(message)
         return EXIT_ERROR
     finally:
         close_shared_clients()

@@ -29,6 +29,9 @@ class VersionInfo(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
     decisions: list[dict[str, Any]] = Field(default_factory=list)
+    #: When it last went live, and CURRENT's history then: what ``clicktune repair`` rebuilds CURRENT from.
+    promoted_at: datetime | None = None
+    promoted_history: list[str] | None = None
 
 
 class CurrentPointer(BaseModel):

@@ -37,7 +37,7 @@ from clicktune.adapters.errors import (
     VersionNotFoundError,
 )
 from clicktune.adapters.models.loader import load_sentence_transformer
-from clicktune.adapters.registry.records import CurrentPointer, VersionInfo, VersionStatus
+from clicktune.adapters.registry.records import CurrentPointer, VersionInfo, VersionStatus, utcnow
 from clicktune.adapters.settings import ClicktuneSettings
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ _VERSION_RE = re.compile(r"^v(\d{4,})$")
 INFO_FILE = "clicktune.json"
 CURRENT_FILE = "CURRENT"
 _HISTORY_LIMIT = 50
+_REPAIR_HINT = "run `clicktune repair` to rebuild it from the alias and the versions' metadata"
 
 
 def parse_version(version: str) -> int:
@@ -185,16 +186,19 @@ class ModelRegistry:
         """The CURRENT pointer, or None before anything was promoted."""
         path = self.root / CURRENT_FILE
         try:
-            raw = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()  # bytes: a file that is not UTF-8 is corrupt, not a crash
         except FileNotFoundError:
             return None
         try:
             pointer = CurrentPointer.model_validate_json(raw)
             parse_version(pointer.version)
         except (ValidationError, ValueError, InvalidVersionError) as exc:
-            raise CorruptRegistryError(f"{path} cannot be read ({exc}); restore it or run `clicktune rollback`") from exc
+            reason = "; ".join(e["msg"] for e in exc.errors()) if isinstance(exc, ValidationError) else str(exc)
+            raise CorruptRegistryError(f"{path} cannot be read ({reason}); {_REPAIR_HINT}") from exc
         if not (self.models_dir / pointer.version).is_dir():
-            raise CorruptRegistryError(f"{path} points at {pointer.version}, which is not in {self.models_dir}")
+            raise CorruptRegistryError(
+                f"{path} points at {pointer.version}, which is not in {self.models_dir}; {_REPAIR_HINT}"
+            )
         return pointer
 
     def current(self) -> str:
@@ -235,6 +239,7 @@ class ModelRegistry:
                 )
                 version = self._register_locked(model, {"training": {"kind": "bootstrap"}}, parent=None, status="live")
             self._write_pointer(CurrentPointer(version=version, history=[]))
+            self._mark_live(version, [])
             log.info("registry %s bootstrapped with %s from %s", self.root, version, self.base_model)
             return version
 
@@ -308,7 +313,7 @@ class ModelRegistry:
                 return version
             history = [] if pointer is None else [*pointer.history, pointer.version][-_HISTORY_LIMIT:]
             self._write_pointer(CurrentPointer(version=version, history=history))
-            self._set_status(version, "live")
+            self._mark_live(version, history)
             if pointer is not None:
                 self._set_status(pointer.version, "retired")
             log.info("promoted %s (was %s)", version, pointer.version if pointer else None)
@@ -327,10 +332,23 @@ class ModelRegistry:
                 )
             target = history[-1]
             self._write_pointer(CurrentPointer(version=target, history=history[:-1]))
-            self._set_status(target, "live")
+            self._mark_live(target, history[:-1])
             self._set_status(pointer.version, "retired")
             log.info("rolled back %s -> %s", pointer.version, target)
             return target
+
+    def repair(self, live: str | None) -> tuple[CurrentPointer, Path | None] | None:
+        """Rebuild an unreadable or dangling CURRENT (see :func:`~.repair.repair_current`)."""
+        from clicktune.adapters.registry.repair import repair_current
+
+        return repair_current(self, live)
+
+    def _mark_live(self, version: str, history: list[str]) -> None:
+        """Status ``live`` plus when, and CURRENT's history then (what :meth:`repair` rebuilds from)."""
+        with contextlib.suppress(CorruptRegistryError):
+            record = self.get(version)
+            record.status, record.promoted_at, record.promoted_history = "live", utcnow(), list(history)
+            _write_json_atomic(self.path(version) / INFO_FILE, record.model_dump_json(indent=2))
 
     def _set_status(self, version: str, status: VersionStatus) -> None:
         with contextlib.suppress(CorruptRegistryError):

@@ -107,6 +107,37 @@ def test_corrupt_files_raise_typed_errors(registry: ModelRegistry) -> None:
         registry.current()
 
 
+def test_repair_rebuilds_the_history_current_had(registry: ModelRegistry, variant_model) -> None:
+    for _ in range(3):
+        registry.register(variant_model)
+    registry.promote("v0002")
+    registry.promote("v0003")
+    registry.rollback()
+    registry.promote("v0004")  # CURRENT: v0004 over [v0001, v0002]; v0003 was rolled back
+    current = registry.root / "CURRENT"
+    current.write_text("{")
+    pointer, kept = registry.repair("v0004")
+    assert (pointer.version, pointer.history) == ("v0004", ["v0001", "v0002"])
+    assert kept is not None and kept.read_text() == "{"
+    assert registry.rollback() == "v0002" and registry.rollback() == "v0001"
+    assert registry.repair("v0001") is None  # CURRENT reads: nothing to repair
+
+
+def test_repair_without_recorded_histories_takes_every_earlier_live_version(
+    registry: ModelRegistry, variant_model
+) -> None:
+    registry.register(variant_model)
+    registry.register(variant_model)
+    registry.promote("v0003")
+    for version in registry.versions():  # metadata written before histories were recorded
+        info = registry.path(version) / "clicktune.json"
+        info.write_text(json.dumps({k: v for k, v in json.loads(info.read_text()).items()
+                                    if k not in ("promoted_at", "promoted_history")}))
+    (registry.root / "CURRENT").write_text("garbage")
+    pointer, _ = registry.repair(None)  # no alias to follow: the version whose metadata says live
+    assert (pointer.version, pointer.history) == ("v0003", ["v0001"])
+
+
 _REGISTER_SCRIPT = textwrap.dedent(
     """
     import sys

@@ -50,8 +50,38 @@ def test_status_reindex_rollback(cli_home: Path, capsys: pytest.CaptureFixture) 
 def test_errors_are_one_line_with_exit_code_1(cli_home: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["--home", str(cli_home), "rollback"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: NothingToRollBackError") and "Traceback" not in err
+    assert err.startswith("clicktune: error: no previous live version") and "\n" not in err and "Traceback" not in err
     assert main(["--home", str(cli_home), "reindex", "--version", "latest"]) == 1
     assert "expected the form v0001" in capsys.readouterr().err
     assert main(["--home", str(cli_home), "reindex"]) == 2  # usage error
     assert main(["--home", str(cli_home), "--help"]) == 0
+
+
+@pytest.mark.parametrize(
+    "corrupt", [b"\x00\xffnot json{", json.dumps({"version": "v0042", "history": ["v0001"]}).encode()],
+    ids=["garbage-bytes", "unknown-version"],
+)
+def test_repair_rebuilds_a_corrupt_current_from_the_alias_so_rollback_works(
+    cli_home: Path, capsys: pytest.CaptureFixture, corrupt: bytes
+) -> None:
+    assert main(["--home", str(cli_home), "reindex", "--version", "v0002"]) == 0
+    current = cli_home / "registry" / "CURRENT"
+    current.write_bytes(corrupt)
+    capsys.readouterr()
+    for command in ("status", "rollback"):
+        assert main(["--home", str(cli_home), command]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("clicktune: error: ") and err.count("\n") == 1 and "run `clicktune repair`" in err
+
+    assert main(["--home", str(cli_home), "repair"]) == 0
+    assert "CURRENT rebuilt: v0002 live, history v0001" in capsys.readouterr().out
+    assert [kept.read_bytes() for kept in current.parent.glob("CURRENT.corrupt-*")] == [corrupt]
+    status = _status(cli_home, capsys)
+    assert (status["alias_target"], status["current_version"], status["previous_version"]) == (
+        "docs__v0002", "v0002", "v0001")
+
+    assert main(["--home", str(cli_home), "rollback"]) == 0
+    status = _status(cli_home, capsys)
+    assert status["alias_target"] == "docs__v0001" and status["current_version"] == "v0001"
+    assert main(["--home", str(cli_home), "repair"]) == 0
+    assert "nothing to repair" in capsys.readouterr().out

@@ -1,0 +1,75 @@
+"""Every error an operator can fix is one line ``clicktune: error: ...`` and exit code 1, in a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+
+from clicktune.adapters import ClicktuneSettings
+from clicktune.adapters.qdrant import close_shared_clients
+from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
+
+_RUN = "from clicktune.scheduler.cli import run; run()"  # the console script's entry point
+
+
+def _clicktune(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CLICKTUNE_")}
+    return subprocess.run([sys.executable, "-c", _RUN, "--home", str(home), *args], capture_output=True, text=True,
+                          env={**clean, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **env}, timeout=300)
+
+
+def _assert_one_line_error(proc: subprocess.CompletedProcess, *hints: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("clicktune: error: ")
+    for hint in hints:
+        assert hint in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "hints"),
+    [
+        (["--alias", "a__b", "status"], {}, ["CLICKTUNE_COLLECTION_ALIAS='a__b' (from --alias", "'__'"]),
+        (["status"], {"CLICKTUNE_PRECISION": "fp16"}, ["CLICKTUNE_PRECISION='fp16'", "'auto', 'fp32' or 'bf16'"]),
+        (["status"], {"CLICKTUNE_FEEDBACK_URL": "postgresql+psycopg://postgres@127.0.0.1:1/test"},
+         ["127.0.0.1:1", "check CLICKTUNE_FEEDBACK_URL"]),
+        (["rollback"], {"CLICKTUNE_FEEDBACK_URL": "postgresql+psycopg://postgres@127.0.0.1:1/test"},
+         ["127.0.0.1:1", "check CLICKTUNE_FEEDBACK_URL"]),
+        (["status"], {"CLICKTUNE_QDRANT_URL": "http://127.0.0.1:1"}, ["http://127.0.0.1:1", "check CLICKTUNE_QDRANT_URL"]),
+    ],
+    ids=["bad-alias", "bad-env-value", "postgres-unreachable-status", "postgres-unreachable-rollback",
+         "qdrant-unreachable"],
+)
+def test_bad_setting_or_unreachable_server_is_one_line_and_exit_1(
+    home: Path, args: list[str], env: dict[str, str], hints: list[str]
+) -> None:
+    _assert_one_line_error(_clicktune(home, *args, **env), *hints)
+
+
+def test_embedded_folder_held_by_another_process_is_one_line_and_exit_1(home: Path) -> None:
+    holder = QdrantClient(path=str(home / "qdrant"))
+    try:
+        proc = _clicktune(home, "status")
+    finally:
+        holder.close()
+    _assert_one_line_error(proc, str(home / "qdrant"), "CLICKTUNE_QDRANT_URL")
+
+
+def test_failed_retrain_is_one_line_and_exit_1_and_debug_shows_the_traceback(home: Path) -> None:
+    settings = ClicktuneSettings(home=home, progress=False)
+    with ClicktuneEmbeddings(settings, watch=False) as emb:
+        ClicktuneVectorStore(settings, embeddings=emb).add_texts(["alpha beta", "gamma delta"], ids=["a", "b"])
+    close_shared_clients()
+
+    proc = _clicktune(home, "retrain", "--force", CLICKTUNE_FAIL_AT="mine")
+    _assert_one_line_error(proc, "retrain failed, alias and CURRENT unchanged", "failure injected at step 'mine'")
+
+    debug = _clicktune(home, "retrain", "--force", CLICKTUNE_FAIL_AT="mine", CLICKTUNE_DEBUG="1")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
