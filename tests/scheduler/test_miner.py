@@ -115,3 +115,27 @@ def test_tempered_weights() -> None:
     tempered = [w**0.5 for w in raw]
     mean = sum(tempered) / 3
     assert mined.train["weight"] == pytest.approx([w / mean for w in tempered])
+
+
+def test_aliases_sharing_a_feedback_database_never_train_on_each_other(db_url: str) -> None:
+    """Doc id "1" exists under both aliases; clicks on `other` must not become pairs, counts or a
+    lock of `docs` (one feedback database serves several indexes)."""
+    import uuid
+
+    from clicktune.adapters.clicklog import ClickLog
+    from clicktune.scheduler.loop import lock_name
+    from clicktune.scheduler.miner import mine_feedback
+
+    log = ClickLog(db_url)
+    texts = {"1": "shared id, two documents", "2": "another"}
+    for alias, query in (("docs", "vitamin d and bones"), ("other", "contract law")):
+        sid = str(uuid.uuid4())
+        log.log_impression(Impression(
+            search_id=sid, query=query, model_version="v0001", collection=f"{alias}__v0001",
+            results=[ShownResult(doc_id="2", rank=1), ShownResult(doc_id="1", rank=2)]))
+        log.record_click(sid, "1", user=f"{alias}-user")
+    mined = mine_feedback(log, lambda ids: {i: texts[i] for i in ids if i in texts}, ALL_TRAIN, alias="docs")
+    assert set(mined.train["anchor"]) == {"vitamin d and bones"}
+    assert log.count_clicks(alias="docs") == 1 and log.count_clicks(alias="other") == 1
+    assert [e.impression.query for e in log.iter_feedback(alias="other")] == ["contract law"]
+    assert lock_name("docs") != lock_name("other")
