@@ -85,3 +85,21 @@ def test_repair_rebuilds_a_corrupt_current_from_the_alias_so_rollback_works(
     assert status["alias_target"] == "docs__v0001" and status["current_version"] == "v0001"
     assert main(["--home", str(cli_home), "repair"]) == 0
     assert "nothing to repair" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["reindex", "--version", "v0002"], ["rollback"], ["challenger", "drop"]])
+def test_commands_that_move_the_alias_wait_for_the_lease(cli_home: Path, command: list[str],
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """Another process holds the alias's lease (a retrain, a reindex): these refuse with exit 3 and
+    change nothing, so one cannot drop the other's candidate collection mid-build."""
+    from clicktune.adapters.clicklog import ClickLog
+    from clicktune.scheduler.loop import lock_name
+
+    settings = ClicktuneSettings(home=cli_home, progress=False)
+    feedback = ClickLog.from_settings(settings)
+    assert feedback.acquire_lock(lock_name("docs"), "another-worker", 60)
+    before = _status(cli_home, capsys)
+    assert main(["--home", str(cli_home), *command]) == 3
+    assert "holds the lock of alias 'docs'" in capsys.readouterr().err
+    assert _status(cli_home, capsys) == before
+    feedback.release_lock(lock_name("docs"), "another-worker")
