@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -35,6 +35,7 @@ from clicktune.adapters.crashpoints import crash_point
 from clicktune.adapters.errors import ChallengerRunningError
 from clicktune.adapters.qdrant import IndexHandle, LiveCollection, ReindexVerificationError
 from clicktune.adapters.settings import ClicktuneSettings
+from clicktune.scheduler.reindex import apply_retention
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,11 @@ class SequentialSignTest:
 class ChallengerPhase:
     """Start, judge and end the challenger phase of one alias."""
 
-    def __init__(self, handle: IndexHandle, feedback: ClickLog, settings: ClicktuneSettings | None = None) -> None:
+    def __init__(self, handle: IndexHandle, feedback: ClickLog, settings: ClicktuneSettings | None = None, *,
+                 guard: Callable[[], None] | None = None) -> None:
         self.handle = handle
+        #: The lease's ``ensure_held``: called right before the promotion's swap, while writers wait.
+        self.guard = guard
         self.feedback = feedback
         self.settings = settings or handle.settings
         self.test = SequentialSignTest.from_settings(self.settings)
@@ -188,11 +192,14 @@ class ChallengerPhase:
                     f"{champion_count}: writes missed it (were writers in another process?); drop the challenger"
                 )
             crash_point("challenger.before_swap")
+            if self.guard is not None:
+                self.guard()
             collections.point_alias_at(challenger.challenger_collection)
             crash_point("challenger.after_swap")
             registry.promote(challenger.challenger_version)
         crash_point("challenger.after_promote")
         self._record(challenger, "promoted", verdict)
+        apply_retention(self.handle, guard=self.guard)
 
     def drop(self, challenger: Challenger, verdict: dict[str, Any]) -> None:
         """End the phase first (writers stop mirroring), then delete the collection."""
@@ -202,6 +209,7 @@ class ChallengerPhase:
             live = self.handle.collections.live()
             if live is None or live.collection != challenger.challenger_collection:
                 self.handle.collections.drop(challenger.challenger_collection)
+        apply_retention(self.handle, guard=self.guard)
 
     def reconcile(self) -> Challenger | None:
         """Close a phase that a crash or an operator left inconsistent; return the one still running."""
@@ -214,6 +222,7 @@ class ChallengerPhase:
             if self.handle.registry.pointer() and self.handle.registry.current() != challenger.challenger_version:
                 self.handle.registry.promote(challenger.challenger_version)
             self._record(challenger, "promoted", {"reason": "promotion finished after an interruption"})
+            apply_retention(self.handle, guard=self.guard)
             return None
         if live is None or live.collection != challenger.champion_collection:
             self.drop(challenger, {"decision": "drop", "reason": f"the champion changed to "

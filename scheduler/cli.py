@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
@@ -33,6 +33,7 @@ EXIT_LOCKED = 3  # another retrain holds the lock: not an error, but nothing ran
 class _State:
     debug = False
     settings: ClicktuneSettings | None = None
+    guard: Callable[[], None] | None = None  # the held lease's ensure_held, inside _exclusive
 
 
 @app.callback()
@@ -211,7 +212,10 @@ def worker() -> None:
 
 @contextmanager
 def _exclusive(action: str, *, allow_challenger: bool = False) -> Iterator[IndexHandle]:
-    """The alias's lease (exit 3 when another process holds it) and, unless allowed, no running challenger."""
+    """The alias's lease (exit 3 when another process holds it) and, unless allowed, no running challenger.
+
+    While it is held, ``_State.guard`` is the lease's ``ensure_held``: steps that move the alias call it first.
+    """
     from clicktune.scheduler.challenger import ChallengerPhase
     from clicktune.scheduler.loop import RetrainLoop
 
@@ -224,7 +228,11 @@ def _exclusive(action: str, *, allow_challenger: bool = False) -> Iterator[Index
         handle = loop.handle
         if not allow_challenger:
             ChallengerPhase(handle, loop.feedback).ensure_none_running(action)
-        yield handle
+        _State.guard = held.ensure_held
+        try:
+            yield handle
+        finally:
+            _State.guard = None
 
 
 @app.command()
@@ -235,7 +243,7 @@ def reindex(
     from clicktune.scheduler.reindex import BlueGreenReindexer
 
     with _exclusive("re-index") as handle:
-        report = BlueGreenReindexer(handle).run(version)
+        report = BlueGreenReindexer(handle, guard=_State.guard).run(version)
     console.print(
         f"{report.source} -> {report.target}: {report.points} points, {report.replayed} replayed, "
         f"{report.seconds.get('total', 0):.1f}s; alias and CURRENT now {report.version}"
@@ -248,7 +256,7 @@ def rollback() -> None:
     from clicktune.scheduler.reindex import rollback as do_rollback
 
     with _exclusive("roll back") as handle:
-        version = do_rollback(handle)
+        version = do_rollback(handle, _State.guard)
     console.print(f"rolled back: alias and CURRENT now {version}")
 
 
@@ -275,7 +283,7 @@ def _end_challenger(decision: str) -> None:
     from clicktune.scheduler.challenger import ChallengerPhase
 
     with _exclusive("end a challenger", allow_challenger=True) as handle:
-        phase = ChallengerPhase(handle, ClickLog.from_settings(handle.settings))
+        phase = ChallengerPhase(handle, ClickLog.from_settings(handle.settings), guard=_State.guard)
         running = phase.reconcile()
         if running is None:
             raise NoChallengerError(f"no challenger is running on alias {handle.collections.alias!r}")

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -23,13 +23,14 @@ from typing import Any, Literal
 
 from clicktune.adapters.clicklog import Challenger, ClickLog
 from clicktune.adapters.crashpoints import fail_point
+from clicktune.adapters.errors import LeaseLostError
 from clicktune.adapters.qdrant import IndexHandle, LiveCollection, ReindexVerificationError
 from clicktune.adapters.settings import ClicktuneSettings
 from clicktune.scheduler.challenger import ChallengerPhase
 from clicktune.scheduler.evaluation import EvalSet
 from clicktune.scheduler.gate import OfflineCheck, OfflineCheckResult
 from clicktune.scheduler.miner import MiningConfig, mine_feedback
-from clicktune.scheduler.reindex import BlueGreenReindexer
+from clicktune.scheduler.reindex import BlueGreenReindexer, apply_retention
 from clicktune.scheduler.training import ClickTrainer, TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,91 @@ class RetrainOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Lease:
+    """The alias's lock as this process holds it, renewed from a heartbeat thread.
+
+    A renewal that fails on a database error is retried with a short backoff until the lease would
+    run out, so a blip costs nothing. ``held`` turns False for good once a renewal is refused (another
+    worker has the lock) or the lease runs out before one lands; its end is counted from before the
+    request that set it, so this process gives the lease up no later than the database does. Every
+    commit point (alias swap, CURRENT, opening a challenger phase) calls :meth:`ensure_held` first.
+    """
+
+    def __init__(self, feedback: ClickLog, name: str, owner: str, seconds: float) -> None:
+        self.feedback, self.name, self.owner, self.seconds = feedback, name, owner, seconds
+        self._expires = 0.0  # time.monotonic() deadline
+        self._lost: str | None = "not acquired"
+        self._acquired = False
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def acquire(self) -> bool:
+        started = time.monotonic()
+        if not self.feedback.acquire_lock(self.name, self.owner, self.seconds):
+            return False
+        self._expires, self._lost, self._acquired = started + self.seconds, None, True
+        self._beat = threading.Thread(target=self._heartbeat, name="clicktune-lease", daemon=True)
+        self._beat.start()
+        return True
+
+    @property
+    def held(self) -> bool:
+        if self._lost is None and time.monotonic() >= self._expires:
+            self._lose(f"its {self.seconds:g}s ran out before a renewal reached the feedback database")
+        return self._lost is None
+
+    def __bool__(self) -> bool:
+        return self.held
+
+    def ensure_held(self) -> None:
+        """Raise :class:`LeaseLostError` unless the lease is still ours."""
+        if not self.held:
+            raise LeaseLostError(
+                f"lost the lock {self.name!r} ({self._lost}); another worker may hold it, so nothing was swapped "
+                "or promoted"
+            )
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
+        if not self._acquired:
+            return
+        try:
+            self.feedback.release_lock(self.name, self.owner)
+        except Exception as exc:  # noqa: BLE001 - the lease runs out by itself
+            log.warning("could not release the lock %r (%s: %s); it frees itself when its lease runs out",
+                        self.name, type(exc).__name__, exc)
+
+    def _lose(self, reason: str) -> None:
+        if self._lost is None:
+            self._lost = reason
+            log.error("lost the lock %r: %s; this run will not swap or promote", self.name, reason)
+
+    def _heartbeat(self) -> None:
+        interval = self.seconds / 3
+        first_retry, max_retry = min(1.0, self.seconds / 30), self.seconds / 10
+        wait, retry = interval, first_retry
+        while not self._stop.wait(wait):
+            if not self.held:
+                return
+            started = time.monotonic()
+            try:
+                renewed = self.feedback.renew_lock(self.name, self.owner, self.seconds)
+            except Exception as exc:  # noqa: BLE001 - a database error: retry until the lease runs out
+                left = self._expires - time.monotonic()
+                log.warning("renewing the lock %r failed (%s: %s); retrying, %.1fs before its lease runs out",
+                            self.name, type(exc).__name__, exc, max(left, 0.0))
+                wait, retry = max(min(retry, left), 0.0), min(retry * 2, max_retry)
+                continue
+            if not renewed:
+                self._lose("a renewal was refused: another worker took the lock after its lease ran out")
+                return
+            if self._lost is None:
+                self._expires = started + self.seconds
+            wait, retry = interval, first_retry
 
 
 class RetrainLoop:
@@ -91,52 +177,40 @@ class RetrainLoop:
         return self._handle
 
     @contextmanager
-    def lease(self) -> Iterator[bool]:
+    def lease(self) -> Iterator[Lease]:
         """Hold the alias's cross-process lock, renewing its lease from a heartbeat thread while we work.
 
-        Yields False (and holds nothing) when another process has it. Every command that changes the
-        alias or CURRENT takes it: retrain, reindex, rollback and ending a challenger by hand.
+        Yields the :class:`Lease`, falsy (holding nothing) when another process has the lock. Every
+        command that changes the alias or CURRENT takes it: retrain, reindex, rollback and ending a
+        challenger by hand; each passes ``lease.ensure_held`` to the step that commits the change.
         """
-        lease = self.settings.lock_lease_seconds
-        name = lock_name(self.alias)
-        if not self.feedback.acquire_lock(name, self.owner, lease):
-            yield False
+        lease = Lease(self.feedback, lock_name(self.alias), self.owner, self.settings.lock_lease_seconds)
+        if not lease.acquire():
+            yield lease
             return
-        stop = threading.Event()
-
-        def heartbeat() -> None:
-            while not stop.wait(lease / 3):
-                if not self.feedback.renew_lock(name, self.owner, lease):
-                    log.error("lost the retrain lock lease; another worker may take over")
-                    return
-
-        beat = threading.Thread(target=heartbeat, name="clicktune-lease", daemon=True)
-        beat.start()
         try:
-            yield True
+            yield lease
         finally:
-            stop.set()
-            beat.join(timeout=5)
-            self.feedback.release_lock(name, self.owner)
+            lease.release()
 
     def tick(self, *, force: bool = False) -> RetrainOutcome:
         """One step of the loop: judge the running challenger, or train a candidate and open its phase.
 
         ``force`` trains even when fewer than ``min_new_clicks`` clicks arrived since the last run.
         """
-        with self.lease() as held:
-            if not held:
+        with self.lease() as lease:
+            if not lease:
                 return RetrainOutcome("locked", "another retrain holds the lock")
-            return self._run(force=force)
+            return self._run(force=force, guard=lease.ensure_held)
 
     # The steps -----------------------------------------------------------------------------------
-    def _run(self, *, force: bool) -> RetrainOutcome:
+    def _run(self, *, force: bool, guard: Callable[[], None] | None = None) -> RetrainOutcome:
         steps: dict[str, float] = {}
         run_started = datetime.now(timezone.utc)
         outcome = RetrainOutcome("failed", "")
         try:
             if self.feedback.challengers.active(self.alias) is not None:
-                phase = ChallengerPhase(self.handle, self.feedback, self.settings)
+                phase = ChallengerPhase(self.handle, self.feedback, self.settings, guard=guard)
                 running = phase.reconcile()
                 if running is not None:
                     outcome = self._judge(phase, running, steps)
@@ -147,7 +221,7 @@ class RetrainLoop:
             if not force and new_clicks < self.settings.min_new_clicks:
                 outcome = RetrainOutcome("skipped", f"{new_clicks} new clicks < min_new_clicks={self.settings.min_new_clicks}")
                 return outcome
-            self._train_and_challenge(run_started, steps, outcome)
+            self._train_and_challenge(run_started, steps, outcome, guard)
         except Exception as exc:
             outcome.status, outcome.reason = "failed", f"{type(exc).__name__}: {exc}"
             log.error("loop tick failed; alias and CURRENT unchanged: %s", outcome.reason, exc_info=True)
@@ -157,7 +231,8 @@ class RetrainLoop:
                 self.feedback.record_run(run_started, outcome.as_dict())
         return outcome
 
-    def _train_and_challenge(self, run_started: datetime, steps: dict[str, float], outcome: RetrainOutcome) -> None:
+    def _train_and_challenge(self, run_started: datetime, steps: dict[str, float], outcome: RetrainOutcome,
+                             guard: Callable[[], None] | None) -> None:
         live = self.handle.collections.require_live()
         outcome.champion = live.version
         with self._step("mine", steps):
@@ -173,7 +248,7 @@ class RetrainLoop:
 
             heldout = EvalSet(mined.eval_queries, mined.eval_relevant, name="heldout", judged=mined.eval_judged)
             checks: list[OfflineCheckResult] = []
-            phase = ChallengerPhase(self.handle, self.feedback, self.settings)
+            phase = ChallengerPhase(self.handle, self.feedback, self.settings, guard=guard)
 
             def offline_check(champion_collection: str, candidate_collection: str) -> bool:
                 with self._step("offline_check", steps):
@@ -184,7 +259,8 @@ class RetrainLoop:
                 phase.start(champion, built, checks[0].as_dict())
 
             with self._step("build", steps):
-                report = BlueGreenReindexer(self.handle).run(result.version, approve=offline_check, hand_off=open_phase)
+                report = BlueGreenReindexer(self.handle, guard=guard).run(
+                    result.version, approve=offline_check, hand_off=open_phase)
         except Exception as exc:
             if outcome.candidate is not None:
                 self.handle.registry.update_info(outcome.candidate, status="failed",
@@ -199,6 +275,7 @@ class RetrainLoop:
                              **({} if report.handed_off else {"status": "rejected"}))
         if not report.handed_off:
             outcome.status, outcome.reason = "rejected", f"offline check: {check.reason}"
+            apply_retention(self.handle, guard=guard)  # after its decision is recorded: it may go
         else:
             outcome.status = "challenger"
             outcome.reason = f"{result.version} passed the offline check ({check.reason}); challenger phase started"
@@ -222,7 +299,6 @@ class RetrainLoop:
                     outcome.status, outcome.reason = "dropped", str(exc)
                     return outcome
                 outcome.status = "promoted"
-                BlueGreenReindexer(self.handle).apply_retention()
             else:
                 phase.drop(challenger, verdict.as_dict())
                 outcome.status = "dropped"

@@ -68,7 +68,11 @@ class BlueGreenReindexer:
         verify_queries: int = 5,
         show_progress: bool | None = None,
         seed: int = 0,
+        guard: Callable[[], None] | None = None,
     ) -> None:
+        #: Called right before the commit point (the swap, or the hand-off to a challenger phase), while
+        #: writers wait: the lease's ``ensure_held``, so a run that lost its lease changes nothing.
+        self.guard = guard
         self.handle = handle
         self.collections = handle.collections
         self.registry = handle.registry
@@ -166,7 +170,7 @@ class BlueGreenReindexer:
             report.seconds = timings
             return report
         crash_point("reindex.after_promote")
-        report.removed_old = self.apply_retention()
+        report.removed_old = self.apply_retention(protect)
         timings["total"] = time.perf_counter() - started
         report.seconds = timings
         log.info("reindex %s -> %s: %d points, %d replayed, %.1fs", live.collection, target, report.points,
@@ -213,6 +217,8 @@ class BlueGreenReindexer:
             t = time.perf_counter()
             report.replayed += self._replay(session, live, target, encoder)
             self.verify_copies(live.collection, target)
+            if self.guard is not None:
+                self.guard()
             if hand_off is not None:
                 hand_off(live, LiveCollection(target, report.version))
                 report.handed_off = True
@@ -226,11 +232,9 @@ class BlueGreenReindexer:
             self.registry.promote(report.version)
             timings["freeze"] = time.perf_counter() - t
 
-    def apply_retention(self) -> list[str]:
-        """Keep the live and the previous collection (for rollback); delete older ones."""
-        previous = self.registry.previous()
-        keep = {self.collections.name_for(previous)} if previous else set()
-        return self.collections.apply_retention(keep)
+    def apply_retention(self, protect: set[str] | None = None) -> list[str]:
+        """Retention after a swap (see :func:`apply_retention`); returns the collections it deleted."""
+        return apply_retention(self.handle, protect=protect, guard=self.guard)[0]
 
     def _copy_all(self, live: LiveCollection, target: str, encoder: VersionEncoder) -> int:
         total = self.collections.count(live.collection)
@@ -328,8 +332,44 @@ class BlueGreenReindexer:
             )
 
 
-def rollback(handle: IndexHandle) -> str:
-    """Alias and CURRENT back to the previous version, re-using its kept collection: no re-encoding."""
+def apply_retention(
+    handle: IndexHandle, *, protect: set[str] | None = None, guard: Callable[[], None] | None = None
+) -> tuple[list[str], list[str]]:
+    """Delete what no rollback needs: old collections of the alias, then model folders beyond ``keep_versions``.
+
+    Both keep one set of versions: the live one, the rollback target (CURRENT's previous) and those of
+    the collections in ``protect`` (a running challenger's). The alias's other collections go; the
+    registry then deletes its oldest folders beyond ``keep_versions``, never one of that set nor one
+    that any collection on this Qdrant (of any alias) was built with. Call it after a promotion or a
+    dropped/rejected candidate, with the lease held: with ``guard`` failing it deletes nothing (the
+    lease's holder may be building a version right now) and returns empty lists.
+    """
+    from clicktune.adapters.errors import LeaseLostError
+
+    if guard is not None:
+        try:
+            guard()
+        except LeaseLostError as exc:
+            log.warning("retention skipped: %s", exc)
+            return [], []
+    collections, registry = handle.collections, handle.registry
+    live, previous = collections.live(), registry.previous()
+    keep = set(protect or ())
+    if previous is not None:
+        keep.add(collections.name_for(previous))
+    removed_collections = collections.apply_retention(keep)
+    versions = collections.versions_in_use() | {v for v in map(collections.version_of, keep) if v}
+    if live is not None:
+        versions.add(live.version)
+    removed_versions = registry.apply_retention(protect=versions)
+    return removed_collections, removed_versions
+
+
+def rollback(handle: IndexHandle, guard: Callable[[], None] | None = None) -> str:
+    """Alias and CURRENT back to the previous version, re-using its kept collection: no re-encoding.
+
+    ``guard`` (the lease's ``ensure_held``) runs right before the alias moves, while writers wait.
+    """
     from clicktune.adapters.errors import NothingToRollBackError
 
     previous = handle.registry.previous()
@@ -343,6 +383,8 @@ def rollback(handle: IndexHandle) -> str:
     # Alias and CURRENT move together while writers wait; a kill between the two is finished by the
     # next reconcile, which brings CURRENT to the alias (writers meanwhile mirror as if it had moved).
     with handle.coordinator.lock.exclusive():
+        if guard is not None:
+            guard()
         handle.collections.point_alias_at(collection)
         crash_point("rollback.after_swap")
         handle.registry.rollback()

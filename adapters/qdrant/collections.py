@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 #: HNSW settings restored after a bulk load (Qdrant's defaults); ``m=0`` defers graph building.
 DEFAULT_HNSW_M = 16
+#: ``<alias>__v0003`` for any alias.
+_ANY_VERSION = re.compile(r"^.+__(v\d{4,})$")
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,24 @@ class VersionedCollections:
         self.client.delete_collection(collection)
         log.info("deleted collection %s", collection)
 
+    def versions_in_use(self) -> set[str]:
+        """Versions some collection on this Qdrant was built with, whichever alias it belongs to.
+
+        Model retention keeps these: a registry may serve several aliases.
+        """
+        found = set()
+        for description in self.client.get_collections().collections:
+            match = _ANY_VERSION.match(description.name)
+            if match:
+                found.add(match.group(1))
+        return found
+
     def apply_retention(self, keep: set[str]) -> list[str]:
-        """Delete version collections except the live one and those named in ``keep``."""
+        """Delete version collections except the live one and those named in ``keep``.
+
+        Callers name the rollback target's and a running challenger's collection in ``keep``, and have
+        the registry keep (at least) the versions of every collection left.
+        """
         live = self.live()
         protected = set(keep) | ({live.collection} if live else set())
         removed = []

@@ -358,7 +358,11 @@ class ModelRegistry:
                 _write_json_atomic(self.path(version) / INFO_FILE, record.model_dump_json(indent=2))
 
     def apply_retention(self, keep_last: int | None = None, *, protect: set[str] | None = None) -> list[str]:
-        """Delete the oldest versions beyond ``keep_last``; CURRENT and its predecessor always stay."""
+        """Delete the oldest versions beyond ``keep_last``; CURRENT, its predecessor and ``protect`` always stay.
+
+        ``protect`` names the versions collections still use (a running challenger's, another alias's):
+        the scheduler's retention passes them, after the collections' own retention.
+        """
         keep = keep_last or self.keep_last
         if keep < 2:
             raise ValueError("keep_last must be >= 2")

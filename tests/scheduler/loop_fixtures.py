@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from clicktune.adapters import ClicktuneSettings
+from clicktune.adapters.clicklog import ClickLog
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 from clicktune.scheduler.simulator import ClickModel, ClickSimulator, SimulationConfig
@@ -31,6 +33,21 @@ def scifact_slice(n_queries: int = 150, n_fillers: int = 450, seed: int = 0) -> 
         qrels={"train": {q: full.qrels["train"][q] for q in qids}},
     )
     return Slice(dataset, doc_ids)
+
+
+def move_lock_table(feedback: ClickLog, away: bool) -> None:
+    """Make every lock query fail for real (the table is renamed away), or undo it."""
+    names = ("clicktune_locks", "clicktune_locks_away")
+    with feedback.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE {} RENAME TO {}".format(*(names if away else names[::-1])))
+
+
+def lose_lease(feedback: ClickLog, name: str, lease_seconds: float, thief: str = "another-worker") -> None:
+    """The holder's renewals fail for longer than its lease, then another worker takes the lock."""
+    move_lock_table(feedback, away=True)
+    time.sleep(lease_seconds + 0.5)
+    move_lock_table(feedback, away=False)
+    assert feedback.acquire_lock(name, thief, 60)
 
 
 def loop_settings(home: Path, **overrides: object) -> ClicktuneSettings:

@@ -9,13 +9,15 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from loop_fixtures import lose_lease
 
 from clicktune.adapters import ClicktuneSettings, ModelRegistry
-from clicktune.adapters.errors import ChallengerRunningError
+from clicktune.adapters.errors import ChallengerRunningError, LeaseLostError
 from clicktune.adapters.qdrant import LiveCollection
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 from clicktune.scheduler.challenger import ChallengerPhase, SequentialSignTest
+from clicktune.scheduler.loop import RetrainLoop, lock_name
 from clicktune.scheduler.reindex import BlueGreenReindexer, rollback
 
 # The sequential sign test on hand-made outcomes ---------------------------------------------------
@@ -194,6 +196,55 @@ def test_the_time_bound_drops_and_reconcile_drops_a_phase_whose_collection_is_go
     ended = store.feedback.challengers.get(challenger.id)
     assert ended.status == "dropped" and "gone" in ended.result["reason"]
     assert store.registry.get("v0002").status == "rejected" and store.registry.current() == "v0001"
+
+
+def test_a_phase_whose_lease_was_lost_is_not_promoted(phase_store) -> None:
+    """Reliability issue, defect 6: a worker whose lease ran out (and was taken) must not promote."""
+    store, phase = phase_store
+    # model_copy skips the settings' 10 s floor: a 2 s lease keeps the test short
+    loop = RetrainLoop(store.settings.model_copy(update={"lock_lease_seconds": 2}), handle=store.handle,
+                       feedback=store.feedback)
+    with loop.lease() as lease:
+        lose_lease(store.feedback, lock_name("docs"), 2)
+        guarded = ChallengerPhase(store.handle, store.feedback, store.settings, guard=lease.ensure_held)
+        with pytest.raises(LeaseLostError):
+            guarded.promote(guarded.active(), {"decision": "promote", "reason": "test"})
+    assert store.collections.require_live().collection == "docs__v0001" and store.registry.current() == "v0001"
+    assert phase.active() is not None  # still running: the lease's new holder decides it
+    assert ModelRegistry.from_settings(store.settings).versions() == ["v0001", "v0002"]
+
+
+def test_keep_versions_applies_after_a_promoted_and_a_dropped_challenger(settings, variant_model,
+                                                                         scifact_docs) -> None:
+    """Reliability issue, defect 9: retention keeps the live version, the rollback target and a running
+    challenger's, and removes the rest beyond keep_versions (here 2)."""
+    settings = settings.model_copy(update={"keep_versions": 2, "challenger_refresh_seconds": 0.0})
+    with ClicktuneEmbeddings(settings, watch=False) as embeddings:
+        store = ClicktuneVectorStore(settings, embeddings=embeddings)
+        store.add_texts([t for _, t in scifact_docs[:40]], ids=[d for d, _ in scifact_docs[:40]])
+        phase = ChallengerPhase(store.handle, store.feedback, settings)
+        registry = store.registry
+
+        def folders() -> list[str]:
+            return sorted(p.name for p in registry.models_dir.iterdir())
+
+        def challenge() -> None:
+            version = registry.register(variant_model, parent=registry.current())
+            BlueGreenReindexer(store.handle).run(
+                version, hand_off=lambda live, built: phase.start(live, built, {"passed": True}))
+
+        BlueGreenReindexer(store.handle).run(registry.register(variant_model, parent="v0001"))
+        challenge()  # v0003 faces v0002; v0001 is the rollback target: all three stay
+        assert folders() == ["v0001", "v0002", "v0003"]
+        phase.promote(phase.active(), {"decision": "promote", "reason": "test"})
+        assert folders() == ["v0002", "v0003"]
+        assert [c.collection for c in store.collections.versions()] == ["docs__v0002", "docs__v0003"]
+        challenge()  # v0004
+        phase.drop(phase.active(), {"decision": "drop", "reason": "test"})
+        assert folders() == ["v0002", "v0003"]
+        assert rollback(store.handle) == "v0002"
+        hit = store.similarity_search(scifact_docs[4][1], k=1)[0]
+        assert hit.id == scifact_docs[4][0] and hit.metadata["model_version"] == "v0002"
 
 
 # Rollback keeps writes made right after a swap (reliability issue, defect 1) ------------------------

@@ -6,10 +6,11 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from loop_fixtures import index_and_simulate, loop_settings, scifact_slice, simulate
+from loop_fixtures import index_and_simulate, loop_settings, move_lock_table, scifact_slice, simulate
 
 from clicktune.adapters import ModelRegistry
 from clicktune.adapters.clicklog import ClickLog
@@ -204,3 +205,28 @@ def test_two_workers_at_once_run_one_retrain(home: Path) -> None:
     runs = ClickLog.from_settings(env_settings).runs()
     assert [r["status"] for r in runs if r["status"] != "locked"] == ["challenger"]
     assert ClickLog.from_settings(env_settings).lock_holder(lock_name("docs")) is None
+
+
+# The lease survives a database blip (reliability issue, defect 6) ----------------------------------
+
+
+def test_a_database_error_during_renewal_does_not_lose_the_lease(db_url: str, tmp_path: Path) -> None:
+    """One failed renewal used to kill the heartbeat: the lease ran out under a working run and a
+    second worker took the lock. Renewals are retried until one lands."""
+    # model_copy skips the settings' 10 s floor: a 4 s lease keeps the test short
+    settings = loop_settings(tmp_path, feedback_url=db_url).model_copy(update={"lock_lease_seconds": 4})
+    feedback = ClickLog(db_url)
+    name = lock_name("docs")
+    loop = RetrainLoop(settings, feedback=ClickLog(db_url))
+    with loop.lease() as lease:
+        assert lease
+        acquired = time.monotonic()
+        move_lock_table(feedback, away=True)  # the renewal due after 1.3 s fails, and so do its retries
+        time.sleep(2.5)
+        move_lock_table(feedback, away=False)
+        time.sleep(max(0.0, acquired + 5.0 - time.monotonic()))  # past the end of the first lease
+        assert not feedback.acquire_lock(name, "another-worker", 60)
+        assert feedback.lock_holder(name)[0] == loop.owner
+        assert lease.held
+        lease.ensure_held()
+    assert feedback.lock_holder(name) is None

@@ -7,9 +7,10 @@ import threading
 import time
 
 import pytest
+from loop_fixtures import lose_lease
 
 from clicktune.adapters import ClicktuneSettings, ModelRegistry, VersionNotFoundError
-from clicktune.adapters.errors import NothingToRollBackError
+from clicktune.adapters.errors import LeaseLostError, NothingToRollBackError
 from clicktune.adapters.qdrant import (
     AliasIsCollectionError,
     AliasNotFoundError,
@@ -19,6 +20,7 @@ from clicktune.adapters.qdrant import (
 )
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
+from clicktune.scheduler.loop import RetrainLoop, lock_name
 from clicktune.scheduler.reindex import BlueGreenReindexer, rollback
 
 
@@ -251,3 +253,58 @@ def test_failed_verification_leaves_everything_as_it_was(store: ClicktuneVectorS
     assert store.collections.require_live().collection == "docs__v0001"
     assert store.registry.current() == "v0001"
     assert [c.collection for c in store.collections.versions()] == ["docs__v0001"]
+
+
+# A run that lost its lease changes nothing (reliability issue, defect 6) -------------------------
+
+
+def test_a_run_that_lost_its_lease_neither_swaps_nor_rolls_back(store: ClicktuneVectorStore, scifact_docs,
+                                                                settings: ClicktuneSettings) -> None:
+    """A second worker took the lock after the first one's lease ran out, while the first still worked:
+    the first must not move the alias or CURRENT (the new holder owns them now)."""
+    _index(store, scifact_docs[:30])
+    # model_copy skips the settings' 10 s floor: a 2 s lease keeps the test short
+    loop = RetrainLoop(settings.model_copy(update={"lock_lease_seconds": 2}), handle=store.handle,
+                       feedback=store.feedback)
+    name = lock_name(store.collections.alias)
+    with loop.lease() as lease:
+        lose_lease(store.feedback, name, 2)
+        with pytest.raises(LeaseLostError):
+            BlueGreenReindexer(store.handle, guard=lease.ensure_held).run("v0002")
+        assert store.collections.require_live().collection == "docs__v0001"
+        assert store.registry.current() == "v0001" and store.registry.pointer().history == []
+        assert [c.collection for c in store.collections.versions()] == ["docs__v0001"]  # the candidate's is gone
+    assert store.feedback.lock_holder(name)[0] == "another-worker"  # our release left the new holder's lock
+    assert store.feedback.release_lock(name, "another-worker")
+
+    with loop.lease() as lease:
+        BlueGreenReindexer(store.handle, guard=lease.ensure_held).run("v0002")  # held: it swaps
+        assert store.collections.require_live().collection == "docs__v0002"
+        lose_lease(store.feedback, name, 2)
+        with pytest.raises(LeaseLostError):
+            rollback(store.handle, guard=lease.ensure_held)
+        assert store.collections.require_live().collection == "docs__v0002"
+        assert store.registry.current() == "v0002" and store.registry.previous() == "v0001"
+    assert store.similarity_search(scifact_docs[3][1], k=1)[0].metadata["model_version"] == "v0002"
+
+
+# keep_versions is applied (reliability issue, defect 9) ------------------------------------------
+
+
+def test_keep_versions_bounds_the_model_folders_on_disk_and_rollback_still_works(settings: ClicktuneSettings,
+                                                                                 variant_model, scifact_docs) -> None:
+    """apply_retention was called only from tests: with keep_versions=2, four folders stayed."""
+    settings = settings.model_copy(update={"keep_versions": 2})
+    with ClicktuneEmbeddings(settings, watch=False) as embeddings:
+        store = ClicktuneVectorStore(settings, embeddings=embeddings)
+        _index(store, scifact_docs[:30])
+        for _ in range(3):
+            version = store.registry.register(variant_model, parent=store.registry.current())
+            BlueGreenReindexer(store.handle).run(version)
+        assert store.registry.current() == "v0004"
+        assert sorted(p.name for p in store.registry.models_dir.iterdir()) == ["v0003", "v0004"]
+        assert [c.collection for c in store.collections.versions()] == ["docs__v0003", "docs__v0004"]
+        assert rollback(store.handle) == "v0003"
+        assert store.collections.require_live().collection == "docs__v0003" and store.registry.current() == "v0003"
+        hit = store.similarity_search(scifact_docs[4][1], k=1)[0]
+        assert hit.id == scifact_docs[4][0] and hit.metadata["model_version"] == "v0003"
