@@ -15,6 +15,20 @@ class ConfigurationError(ClicktuneError, ValueError):
     """A setting or argument cannot be used as given."""
 
 
+class UnsupportedEmbeddingsError(ConfigurationError, TypeError):
+    """The store was given an ``Embeddings`` that is not a ``ClicktuneEmbeddings``: it embeds with its
+    registry's versions only (pass a ``ClicktuneEmbeddings``, or nothing to build one from the settings)."""
+
+
+class VersionNotIndexedError(ClicktuneError, LookupError):
+    """A search by vector named a model version with no collection under the alias (never indexed,
+    or removed by retention): a vector is only comparable with the version that produced it."""
+
+
+class VectorDimensionError(ClicktuneError, ValueError):
+    """A search by vector got a vector whose length is not the dimension of the version searched."""
+
+
 class ModelNotFoundError(ClicktuneError, LookupError):
     """A model name or path cannot be resolved to weights on this machine."""
 

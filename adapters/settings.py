@@ -6,8 +6,10 @@ Server mode is the same code with ``qdrant_url`` and ``feedback_url`` pointed el
 
 from __future__ import annotations
 
+import difflib
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +17,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from clicktune.adapters.errors import ConfigurationError
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+ENV_PREFIX = "CLICKTUNE_"
+#: ``CLICKTUNE_*`` variables that are not settings, read on purpose elsewhere (failure injection in
+#: ``adapters.crashpoints``, the CLI's ``--debug``, the test suite's PostgreSQL); any other raises.
+OTHER_VARIABLES = frozenset({"CLICKTUNE_CRASH_AT", "CLICKTUNE_FAIL_AT", "CLICKTUNE_DEBUG", "CLICKTUNE_TEST_PG_URL"})
+
+
+def closest(name: str, candidates: Any) -> str:
+    """`` (did you mean 'x'?)`` for the candidate nearest ``name``, or nothing when none is near."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 class ClicktuneSettings(BaseSettings):
@@ -23,7 +35,22 @@ class ClicktuneSettings(BaseSettings):
     Paths left unset derive from ``home`` so that moving one variable moves the whole embedded setup.
     """
 
-    model_config = SettingsConfigDict(env_prefix="CLICKTUNE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        """Refuse unknown names, as arguments or as ``CLICKTUNE_*`` variables (environment or ``.env``):
+        a misspelled setting silently left at its default is worse than an error."""
+        fields = type(self).model_fields
+        for name in values:
+            if not name.startswith("_") and name not in fields:
+                raise ConfigurationError(f"unknown clicktune setting {name!r}{closest(name, fields)}")
+        env_file = values.get("_env_file", self.model_config.get("env_file"))
+        _check_variables(dict(os.environ), "environment variable", fields)
+        if isinstance(env_file, (str, Path)) and Path(env_file).is_file():
+            from dotenv import dotenv_values
+
+            _check_variables(dotenv_values(env_file), f"variable in {env_file}", fields)
+        super().__init__(**values)
 
     home: Path = Field(default=Path(".clicktune"), description="Root folder of the embedded defaults.")
     registry_dir: Path | None = Field(default=None, description="Model registry folder (default: home/registry).")
@@ -165,6 +192,16 @@ class ClicktuneSettings(BaseSettings):
         if self.progress is not None:
             return self.progress
         return sys.stderr.isatty()
+
+
+def _check_variables(variables: dict[str, Any], where: str, fields: Any) -> None:
+    names = {ENV_PREFIX + f.upper() for f in fields}
+    for key in variables:
+        upper = key.upper()
+        if upper.startswith(ENV_PREFIX) and upper not in names and upper not in OTHER_VARIABLES:
+            raise ConfigurationError(
+                f"unknown {where} {key}{closest(upper, names)}: every {ENV_PREFIX}* variable is read as a "
+                "clicktune setting; fix its name or unset it")
 
 
 def load_settings(settings: ClicktuneSettings | None = None, **overrides: object) -> ClicktuneSettings:

@@ -1,7 +1,61 @@
-"""What a LangChain app imports: embeddings and a vector store that follow the model registry, clicks."""
+"""What a LangChain app imports: embeddings and a vector store that follow the model registry, clicks,
+and the errors an app may catch (all subclasses of ``ClicktuneError``)."""
 
-from clicktune.plugin.clicks import record_click, record_clicks, set_default_click_log
+from clicktune.adapters.errors import (
+    ClicktuneError,
+    ClickWindowExpiredError,
+    ConfigurationError,
+    DocNotShownError,
+    FeedbackError,
+    InvalidDocumentsError,
+    InvalidDwellError,
+    InvalidGradeError,
+    InvalidVersionError,
+    MalformedIdError,
+    ModelNotFoundError,
+    RegistryError,
+    UnknownSearchError,
+    UnsupportedEmbeddingsError,
+    VectorDimensionError,
+    VersionNotFoundError,
+    VersionNotIndexedError,
+)
+from clicktune.adapters.qdrant.errors import AliasIsCollectionError, CollectionLayoutError
+from clicktune.plugin.clicks import (
+    arecord_click,
+    arecord_clicks,
+    record_click,
+    record_clicks,
+    set_default_click_log,
+)
 from clicktune.plugin.embeddings import ClicktuneEmbeddings
 from clicktune.plugin.vectorstore import ClicktuneVectorStore
 
-__all__ = ["ClicktuneEmbeddings", "ClicktuneVectorStore", "record_click", "record_clicks", "set_default_click_log"]
+__all__ = [
+    "AliasIsCollectionError",
+    "ClickWindowExpiredError",
+    "ClicktuneEmbeddings",
+    "ClicktuneError",
+    "ClicktuneVectorStore",
+    "CollectionLayoutError",
+    "ConfigurationError",
+    "DocNotShownError",
+    "FeedbackError",
+    "InvalidDocumentsError",
+    "InvalidDwellError",
+    "InvalidGradeError",
+    "InvalidVersionError",
+    "MalformedIdError",
+    "ModelNotFoundError",
+    "RegistryError",
+    "UnknownSearchError",
+    "UnsupportedEmbeddingsError",
+    "VectorDimensionError",
+    "VersionNotFoundError",
+    "VersionNotIndexedError",
+    "arecord_click",
+    "arecord_clicks",
+    "record_click",
+    "record_clicks",
+    "set_default_click_log",
+]

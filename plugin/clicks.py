@@ -1,35 +1,89 @@
 """The click API for apps that report clicks away from the store object (a view, a worker, a beacon).
 
-``ClicktuneVectorStore.record_click`` is the same call on the store's own click log; these functions
-use one process-wide :class:`ClickLog` built from ``ClicktuneSettings()`` unless one is set.
+``ClicktuneVectorStore.record_click`` is the same call on the store's own click log. These functions
+use, in order: the log given to :func:`set_default_click_log`; else the click log of the
+``ClicktuneVectorStore`` objects alive in this process (so a store built with ``home=...`` or
+``feedback_url=...`` is followed), which raises :class:`ConfigurationError` if they use different
+ones; else one built from ``ClicktuneSettings()`` (the environment).
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
+
+from langchain_core.runnables.config import run_in_executor
 
 from clicktune.adapters.clicklog import ClickLog
+from clicktune.adapters.errors import ConfigurationError, UnknownSearchError
 from clicktune.adapters.settings import ClicktuneSettings
 
-_default: ClickLog | None = None
-_lock = threading.Lock()
+
+class _HasClickLog(Protocol):
+    @property
+    def feedback(self) -> ClickLog: ...
+
+
+_explicit: ClickLog | None = None
+_from_environment: ClickLog | None = None
+_stores: dict[int, tuple[weakref.ref[_HasClickLog], str]] = {}  # id -> (the store, its feedback url)
+_lock = threading.RLock()  # re-entrant: a store collected while it is held runs _forget
 
 
 def set_default_click_log(log: ClickLog | None) -> None:
-    """Use ``log`` for the module-level functions (None: build from settings on next use)."""
-    global _default
+    """Use ``log`` for the module-level functions; None forgets it and every store followed so far."""
+    global _explicit, _from_environment
     with _lock:
-        _default = log
+        _explicit, _from_environment = log, None
+        _stores.clear()
+
+
+def follow_store(store: _HasClickLog, feedback_url: str) -> None:
+    """Called by each new ``ClicktuneVectorStore``: its click log may become the default (see above)."""
+    key = id(store)
+    with _lock:
+        _stores[key] = (weakref.ref(store, lambda _ref: _forget(key)), feedback_url)
+
+
+def _forget(key: int) -> None:
+    with _lock:
+        _stores.pop(key, None)
 
 
 def default_click_log() -> ClickLog:
-    global _default
+    """The click log the module-level functions use (the rules are in this module's docstring)."""
+    global _from_environment
     with _lock:
-        if _default is None:
-            _default = ClickLog.from_settings(ClicktuneSettings())
-        return _default
+        if _explicit is not None:
+            return _explicit
+        alive = [(s, url) for s, url in ((ref(), url) for ref, url in _stores.values()) if s is not None]
+        urls = sorted({url for _, url in alive})
+        if len(urls) > 1:
+            raise ConfigurationError(
+                f"ClicktuneVectorStore objects in this process use different click logs ({', '.join(urls)}), so "
+                "the module-level record_click cannot tell which one a click belongs to: call "
+                "set_default_click_log(store.feedback) once, or store.record_click(...)")
+        if alive:
+            return alive[-1][0].feedback
+        if _from_environment is None:
+            _from_environment = ClickLog.from_settings(ClicktuneSettings())
+        return _from_environment
+
+
+def _is_environment_default(log: ClickLog) -> bool:
+    with _lock:
+        return log is _from_environment
+
+
+def _hinted(error: UnknownSearchError, log: ClickLog) -> UnknownSearchError:
+    if not _is_environment_default(log):
+        return error
+    return UnknownSearchError(
+        f"{error} (the module-level record_click looked in {log.url}, from ClicktuneSettings() and no store: "
+        "build the ClicktuneVectorStore first, call set_default_click_log(store.feedback), or use "
+        "store.record_click)")
 
 
 def record_click(
@@ -47,9 +101,57 @@ def record_click(
     nothing, for an unknown search, a document that search did not show, a malformed id, a negative
     dwell, a grade out of range or a click past the click window.
     """
-    return default_click_log().record_click(search_id, doc_id, dwell=dwell, grade=grade, user=user)
+    log = default_click_log()
+    try:
+        return log.record_click(search_id, doc_id, dwell=dwell, grade=grade, user=user)
+    except UnknownSearchError as exc:
+        raise _hinted(exc, log) from exc
 
 
 def record_clicks(clicks: Iterable[Mapping[str, Any]]) -> list[bool]:
     """Several clicks (keys: search_id, doc_id, dwell, grade, user); one bad click stores none."""
-    return default_click_log().record_clicks(clicks)
+    log = default_click_log()
+    try:
+        return log.record_clicks(clicks)
+    except UnknownSearchError as exc:
+        raise _hinted(exc, log) from exc
+
+
+async def arecord_click(
+    search_id: str, doc_id: str, *, dwell: float | None = None, grade: int | None = None, user: str | None = None,
+) -> bool:
+    """:func:`record_click` for async apps: runs it in the default executor, so the event loop never waits."""
+    return await run_in_executor(None, record_click, search_id, doc_id, dwell=dwell, grade=grade, user=user)
+
+
+async def arecord_clicks(clicks: Iterable[Mapping[str, Any]]) -> list[bool]:
+    """:func:`record_clicks` for async apps (in the default executor)."""
+    return await run_in_executor(None, record_clicks, list(clicks))
+
+
+class StoreClicks:
+    """The click methods of ``ClicktuneVectorStore``: the same calls on the store's own click log."""
+
+    feedback: ClickLog
+
+    def record_click(
+        self, search_id: str, doc_id: str, *, dwell: float | None = None, grade: int | None = None,
+        user: str | None = None,
+    ) -> bool:
+        """Report that a user opened ``doc_id`` from search ``search_id``; True if newly stored."""
+        return self.feedback.record_click(search_id, doc_id, dwell=dwell, grade=grade, user=user)
+
+    def record_clicks(self, clicks: list[dict[str, Any]]) -> list[bool]:
+        """Several clicks at once, all or nothing (keys: search_id, doc_id, dwell, grade, user)."""
+        return self.feedback.record_clicks(clicks)
+
+    async def arecord_click(
+        self, search_id: str, doc_id: str, *, dwell: float | None = None, grade: int | None = None,
+        user: str | None = None,
+    ) -> bool:
+        """:meth:`record_click` for async apps (in the default executor)."""
+        return await run_in_executor(None, self.record_click, search_id, doc_id, dwell=dwell, grade=grade, user=user)
+
+    async def arecord_clicks(self, clicks: list[dict[str, Any]]) -> list[bool]:
+        """:meth:`record_clicks` for async apps (in the default executor)."""
+        return await run_in_executor(None, self.record_clicks, list(clicks))

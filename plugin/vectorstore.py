@@ -2,7 +2,8 @@
 
 Every call resolves the alias to the live collection first and embeds with *that collection's* model
 version, so a query is never embedded by one model and compared with vectors of another, in any
-process and across any swap (DESIGN invariant 1). Each result says which version produced it.
+process and across any swap (DESIGN invariant 1). Each result says which version produced it, in
+``metadata["clicktune"]`` (the only key clicktune adds; the user's own keys are never touched).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from langchain_core.documents import Document
@@ -24,15 +25,24 @@ from tqdm.auto import tqdm
 
 from clicktune.adapters.clicklog import Challenger, ClickLog, Impression, ImpressionLogger, ShownResult
 from clicktune.adapters.limits import check_session_id, check_user_id
-from clicktune.adapters.qdrant import IndexHandle, LiveCollection, VersionCollectionStore, validate_documents
+from clicktune.adapters.qdrant import (
+    ANNOTATIONS_KEY,
+    IndexHandle,
+    LiveCollection,
+    VersionCollectionStore,
+    validate_documents,
+)
 from clicktune.adapters.settings import ClicktuneSettings, load_settings
+from clicktune.plugin.by_vector import SearchByVector
+from clicktune.plugin.clicks import StoreClicks, follow_store
 from clicktune.plugin.embeddings import ClicktuneEmbeddings
 from clicktune.plugin.interleaving import team_draft
+from clicktune.plugin.options import check_embeddings, setting_overrides
 
 log = logging.getLogger(__name__)
 
 
-class ClicktuneVectorStore(VectorStore):
+class ClicktuneVectorStore(SearchByVector, StoreClicks, VectorStore):
     """LangChain ``VectorStore`` over ``<alias>`` -> ``<alias>__<version>`` in Qdrant.
 
     Built on ``langchain_qdrant.QdrantVectorStore`` (one per concrete collection, see
@@ -46,6 +56,11 @@ class ClicktuneVectorStore(VectorStore):
     While a challenger phase runs (see ``clicktune.scheduler.challenger``), a share of searches is
     served as a team-draft interleaving of champion and challenger; ``interleave=False`` opts a store
     out (it then serves the champion alone, and its clicks count for training only).
+
+    Arguments other than its own are clicktune settings (``home=``, ``feedback_url=``, ...) or
+    langchain-qdrant's ``collection_name`` (the alias), ``url``, ``api_key`` and ``path``; anything
+    else raises :class:`ConfigurationError` (see ``plugin.options``). Searches by vector: see
+    ``plugin.by_vector``. Relevance scores are langchain-qdrant's for cosine, ``(cosine + 1) / 2``.
     """
 
     def __init__(
@@ -60,9 +75,11 @@ class ClicktuneVectorStore(VectorStore):
         log_impressions: bool | None = None,
         feedback: ClickLog | None = None,
         interleave: bool = True,
-        **setting_overrides: Any,
+        **options: Any,
     ) -> None:
-        self.settings = load_settings(settings, **setting_overrides)
+        check_embeddings(embeddings)
+        overrides = setting_overrides(options, constructor=ClicktuneVectorStore.__init__, alias=alias, client=client)
+        self.settings = load_settings(settings, **overrides)
         self.alias = alias or self.settings.collection_alias
         self._embeddings = embeddings or ClicktuneEmbeddings(self.settings)
         self.registry = self._embeddings.registry
@@ -85,6 +102,7 @@ class ClicktuneVectorStore(VectorStore):
         self._challenger_checked_at = float("-inf")
         self._challenger_lock = threading.Lock()
         self._random = random.Random(self.settings.seed)
+        follow_store(self, feedback.url if feedback is not None else self.settings.resolved_feedback_url)
 
     # Plumbing ----------------------------------------------------------------------------------
     @property
@@ -306,10 +324,9 @@ class ClicktuneVectorStore(VectorStore):
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
 
-    def _similarity_search_with_relevance_scores(
-        self, query: str, k: int = 4, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
-        return self.similarity_search_with_score(query, k, **kwargs)  # cosine: already in [-1, 1]
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        """langchain-qdrant's for cosine, ``(cosine + 1) / 2`` in [0, 1], so score thresholds carry over."""
+        return VersionCollectionStore._cosine_relevance_score_fn
 
     def max_marginal_relevance_search(
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
@@ -327,7 +344,7 @@ class ClicktuneVectorStore(VectorStore):
 
     def _finish(
         self,
-        query: str,
+        query: str | None,
         results: list[tuple[Document, float]],
         live: LiveCollection,
         log_impression: bool | None,
@@ -337,19 +354,22 @@ class ClicktuneVectorStore(VectorStore):
         versions: list[str] | None = None,
         challenge_id: int | None = None,
     ) -> list[tuple[Document, float]]:
-        """Stamp provenance on each result (search, rank, model on both sides) and log the impression.
+        """Annotate each result in ``metadata["clicktune"]`` and log the impression.
 
-        ``versions`` gives each result's model on an interleaved search (the collection it came from
-        is that model's, and so is the query's embedding). A logging failure never fails the search:
-        it is a warning and ``impression_logger.failures``.
+        The annotations: ``search_id`` (None when ``query`` is: a search by vector, never logged),
+        ``rank`` (1-based), ``model_version`` (the collection it came from) and ``query_model_version``
+        (the model that embedded the query: the same one). ``versions`` gives each result's model on an
+        interleaved search. A logging failure never fails the search: it is a warning and
+        ``impression_logger.failures``.
         """
         if not self.annotate_results:
             return results
-        search_id = str(uuid.uuid4())
+        search_id = None if query is None else str(uuid.uuid4())
         per_result = versions or [live.version] * len(results)
         for rank, ((doc, _score), version) in enumerate(zip(results, per_result, strict=True), start=1):
-            doc.metadata.update(search_id=search_id, rank=rank, model_version=version, query_model_version=version)
-        if results and (self.log_impressions if log_impression is None else log_impression):
+            doc.metadata[ANNOTATIONS_KEY] = {"search_id": search_id, "rank": rank, "model_version": version,
+                                             "query_model_version": version}
+        if results and search_id is not None and (self.log_impressions if log_impression is None else log_impression):
             self.impression_logger.log(Impression(
                 search_id=search_id, query=query, model_version=live.version, collection=live.collection,
                 user_id=user_id, session_id=session_id, alias=self.alias, challenge_id=challenge_id,
@@ -358,18 +378,6 @@ class ClicktuneVectorStore(VectorStore):
                          for rank, ((doc, score), version) in enumerate(zip(results, per_result, strict=True), start=1)],
             ))
         return results
-
-    # Clicks ------------------------------------------------------------------------------------
-    def record_click(
-        self, search_id: str, doc_id: str, *, dwell: float | None = None, grade: int | None = None,
-        user: str | None = None,
-    ) -> bool:
-        """Report that a user opened ``doc_id`` from search ``search_id``; True if newly stored."""
-        return self.feedback.record_click(search_id, doc_id, dwell=dwell, grade=grade, user=user)
-
-    def record_clicks(self, clicks: list[dict[str, Any]]) -> list[bool]:
-        """Several clicks at once, all or nothing (keys: search_id, doc_id, dwell, grade, user)."""
-        return self.feedback.record_clicks(clicks)
 
     # Construction ------------------------------------------------------------------------------
     @classmethod
@@ -382,10 +390,7 @@ class ClicktuneVectorStore(VectorStore):
         ids: list[str] | None = None,
         **kwargs: Any,
     ) -> ClicktuneVectorStore:
-        if embedding is not None and not isinstance(embedding, ClicktuneEmbeddings):
-            raise TypeError(
-                "ClicktuneVectorStore embeds with its registry's versions; pass a ClicktuneEmbeddings or none"
-            )
-        store = cls(embeddings=embedding, **kwargs)
+        check_embeddings(embedding)
+        store = cls(embeddings=embedding, **kwargs)  # type: ignore[arg-type]
         store.add_texts(texts, metadatas, ids=ids)
         return store

@@ -68,9 +68,10 @@ class SimulationStats:
 class ClickSimulator:
     """Sends a BEIR split's queries through ``search`` and reports clicks to ``record_click``.
 
-    ``search(query, k, user_id)`` returns LangChain documents carrying ``metadata["search_id"]`` and
-    ``metadata["rank"]`` (what ``ClicktuneVectorStore.similarity_search`` does); ``record_click`` is
-    the click API's signature. Passing callables keeps the simulator usable against a remote app.
+    ``search(query, k, user_id)`` returns LangChain documents annotated in ``metadata["clicktune"]``
+    with ``search_id`` and ``rank`` (what ``ClicktuneVectorStore.similarity_search`` does);
+    ``record_click`` is the click API's signature. Passing callables keeps the simulator usable
+    against a remote app.
     """
 
     def __init__(
@@ -112,14 +113,14 @@ class ClickSimulator:
                     stats.searches += 1
                     relevant = {d for d, grade in qrels[qid].items() if grade > 0}
                     for doc in results:
-                        rank = int(doc.metadata["rank"])
+                        rank = int(doc.metadata["clicktune"]["rank"])
                         impressions[rank] += 1
                         if rng.random() >= cfg.click_model.examine(rank):
                             continue
                         is_relevant = doc.id in relevant
                         p = cfg.click_model.p_relevant if is_relevant else cfg.click_model.p_noise
                         if rng.random() < p:
-                            self.record_click(doc.metadata["search_id"], doc.id, user=user)
+                            self.record_click(doc.metadata["clicktune"]["search_id"], doc.id, user=user)
                             clicks[rank] += 1
                             stats.clicks += 1
                             stats.relevant_clicks += int(is_relevant)

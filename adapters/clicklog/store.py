@@ -184,7 +184,7 @@ class ClickLog:
                 created = found.get(click["search_id"])
                 if created is None:
                     raise UnknownSearchError(f"{prefix}no search {click['search_id']} was logged; pass the "
-                                             "metadata['search_id'] of a result this app returned")
+                                             "metadata['clicktune']['search_id'] of a result this app returned")
                 if click["doc_id"] not in shown.get(click["search_id"], set()):
                     raise DocNotShownError(f"{prefix}document {click['doc_id']!r} was not shown by search "
                                            f"{click['search_id']}; pass the Document.id of one of its results")
@@ -332,7 +332,8 @@ def _check_search_id(value: Any) -> None:
     try:
         uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
-        raise MalformedIdError(f"search id {value!r} is not a UUID; use metadata['search_id'] of a result") from None
+        raise MalformedIdError(
+            f"search id {value!r} is not a UUID; use metadata['clicktune']['search_id'] of a result") from None
     if not isinstance(value, str):
         raise MalformedIdError(f"search id must be a string, got {type(value).__name__}")
 

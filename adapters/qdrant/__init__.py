@@ -4,6 +4,7 @@ from clicktune.adapters.qdrant.client import close_shared_clients, qdrant_client
 from clicktune.adapters.qdrant.collections import LiveCollection, VersionedCollections
 from clicktune.adapters.qdrant.coordination import WriteCoordinator, coordinator_for
 from clicktune.adapters.qdrant.documents import (
+    ANNOTATIONS_KEY,
     DOC_ID_KEY,
     VersionCollectionStore,
     document_from_payload,
@@ -21,6 +22,7 @@ from clicktune.adapters.qdrant.errors import (
 from clicktune.adapters.qdrant.handle import IndexHandle
 
 __all__ = [
+    "ANNOTATIONS_KEY",
     "DOC_ID_KEY",
     "AliasIsCollectionError",
     "AliasNotFoundError",

@@ -23,6 +23,9 @@ from clicktune.adapters.limits import check_doc_id
 #: Fixed namespace so every process maps a caller id to the same point id.
 POINT_ID_NAMESPACE = uuid.UUID("6f0e4c4e-2b7a-5c1d-9a57-3c1f0b9e7a11")
 DOC_ID_KEY = "doc_id"
+#: The one metadata key of search results that clicktune writes: ``{"search_id", "rank", "model_version",
+#: "query_model_version"}``. Reserved, so that no user key is ever overwritten: add_texts refuses it.
+ANNOTATIONS_KEY = "clicktune"
 CONTENT_KEY = QdrantVectorStore.CONTENT_KEY
 METADATA_KEY = QdrantVectorStore.METADATA_KEY
 
@@ -46,8 +49,9 @@ def validate_documents(
     """Check a whole write before any of it is written; return its document ids.
 
     Every text must be a string, every metadata a dict (or None), with one metadata and one id per
-    text when given; every id a string the click log can hold (``adapters.limits``: a document that
-    could never be clicked is never indexed), or None for a fresh one. Raises
+    text when given, without the reserved key ``ANNOTATIONS_KEY``; every id a string the click log can
+    hold (``adapters.limits``: a document that could never be clicked is never indexed), or None for a
+    fresh one. Raises
     :class:`InvalidDocumentsError` or :class:`MalformedIdError` naming the first bad item.
     """
     if metadatas is not None and len(metadatas) != len(texts):
@@ -64,6 +68,10 @@ def validate_documents(
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidDocumentsError(
                 f"metadata {i} is of type {type(metadata).__name__}, not a dict: pass a dict (or None) per text")
+        if metadata is not None and ANNOTATIONS_KEY in metadata:
+            raise InvalidDocumentsError(
+                f"metadata {i} has the key {ANNOTATIONS_KEY!r}, which clicktune reserves for its annotations of "
+                "search results (search id, rank, model version): rename that key")
     if ids is None:
         return [uuid.uuid4().hex for _ in texts]
     return [uuid.uuid4().hex if i is None else check_doc_id(i, what=f"ids[{n}]") for n, i in enumerate(ids)]

@@ -52,3 +52,30 @@ def test_overrides_on_existing_settings_are_validated(tmp_path: Path) -> None:
     assert load_settings(base, batch_size=8).home == tmp_path
     with pytest.raises(ConfigurationError):
         load_settings(base, batch_size=-1)
+
+
+def test_unknown_setting_raises_naming_the_closest(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"unknown clicktune setting 'max_seq_lenght' \(did you mean 'max_seq_length'"):
+        load_settings(max_seq_lenght=64)
+    with pytest.raises(ConfigurationError, match="did you mean 'batch_size'"):
+        load_settings(ClicktuneSettings(home=tmp_path), batch_sise=8)
+    with pytest.raises(ConfigurationError, match="unknown clicktune setting 'flux'"):
+        ClicktuneSettings(flux=1)  # type: ignore[call-arg]
+
+
+def test_unknown_clicktune_variable_raises_naming_the_closest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CLICKTUNE_MAX_SEQ_LENGHT", "64")
+    with pytest.raises(ConfigurationError, match="CLICKTUNE_MAX_SEQ_LENGHT .*did you mean 'CLICKTUNE_MAX_SEQ_LENGTH'"):
+        ClicktuneSettings()
+    monkeypatch.delenv("CLICKTUNE_MAX_SEQ_LENGHT")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("OTHER_APP_KEY=1\nCLICKTUNE_HOEM=/srv/ct\n")
+    with pytest.raises(ConfigurationError, match="CLICKTUNE_HOEM .*did you mean 'CLICKTUNE_HOME'"):
+        ClicktuneSettings()
+
+
+def test_clicktune_variables_that_are_not_settings_are_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CLICKTUNE_DEBUG", "CLICKTUNE_CRASH_AT", "CLICKTUNE_FAIL_AT", "CLICKTUNE_TEST_PG_URL"):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("clicktune_batch_size", "7")  # names are case-insensitive, as pydantic-settings reads them
+    assert ClicktuneSettings().batch_size == 7

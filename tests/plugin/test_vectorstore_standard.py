@@ -1,8 +1,8 @@
 """LangChain's standard vector-store suite (sync and async) with the real model and embedded Qdrant.
 
 The suite compares returned documents with ``==``, metadata included, so it runs with
-``annotate_results=False``: the provenance keys (search_id, rank, model_version,
-query_model_version) are the only difference, and test_vectorstore.py checks them separately.
+``annotate_results=False``: the annotations (``metadata["clicktune"]``: search_id, rank,
+model_version, query_model_version) are the only difference, and test_search_results.py checks them.
 """
 
 from __future__ import annotations

@@ -106,9 +106,9 @@ def test_an_id_of_exactly_the_limit_is_added_found_and_clicked(logged_store: Cli
     top = logged_store.similarity_search("vitamin D and bones", k=2, user_id=user, session_id=session)[0]
     assert top.id == longest
     assert logged_store.impression_logger.failures == 0
-    impression = logged_store.feedback.get_impression(top.metadata["search_id"])
+    impression = logged_store.feedback.get_impression(top.metadata["clicktune"]["search_id"])
     assert impression.results[0].doc_id == longest and impression.user_id == user
-    assert logged_store.record_click(top.metadata["search_id"], longest, user=user) is True
+    assert logged_store.record_click(top.metadata["clicktune"]["search_id"], longest, user=user) is True
     (event,) = list(logged_store.feedback.iter_feedback())
     assert [(c.doc_id, c.user_id) for c in event.clicks] == [(longest, user)]
 
@@ -138,5 +138,5 @@ def test_a_click_by_an_overlong_user_is_refused_with_a_feedback_error(logged_sto
     logged_store.add_texts(["Rates went up."], ids=["rates"])
     (doc,) = logged_store.similarity_search("rates", k=1)
     with pytest.raises(MalformedIdError, match="user id 'uuuu"):
-        logged_store.record_click(doc.metadata["search_id"], doc.id, user="u" * (MAX_USER_ID_LENGTH + 1))
+        logged_store.record_click(doc.metadata["clicktune"]["search_id"], doc.id, user="u" * (MAX_USER_ID_LENGTH + 1))
     assert logged_store.feedback.count_clicks() == 0

@@ -109,22 +109,22 @@ def test_interleaved_results_say_which_model_produced_each_and_clicks_credit_it(
     assert challenger is not None and challenger.challenger_collection == "docs__v0002"
     assert store.registry.get("v0002").status == "challenger" and store.registry.current() == "v0001"
     docs = store.similarity_search(scifact_docs[5][1][:200], k=10)
-    versions = [d.metadata["model_version"] for d in docs]
+    versions = [d.metadata["clicktune"]["model_version"] for d in docs]
     assert len({d.id for d in docs}) == 10 and abs(versions.count("v0001") - versions.count("v0002")) <= 1
     # invariant 1 per result: each came from its model's collection with the query embedded by that model
-    assert all(d.metadata["query_model_version"] == d.metadata["model_version"] for d in docs)
-    impression = store.feedback.get_impression(docs[0].metadata["search_id"])
+    assert all(d.metadata["clicktune"]["query_model_version"] == d.metadata["clicktune"]["model_version"] for d in docs)
+    impression = store.feedback.get_impression(docs[0].metadata["clicktune"]["search_id"])
     assert impression.challenge_id == challenger.id
     assert [r.model_version for r in impression.results] == versions
 
-    by_version = {v: [d for d in docs if d.metadata["model_version"] == v] for v in ("v0001", "v0002")}
-    store.record_click(docs[0].metadata["search_id"], by_version["v0002"][0].id)
-    store.record_click(docs[0].metadata["search_id"], by_version["v0002"][1].id)
-    store.record_click(docs[0].metadata["search_id"], by_version["v0001"][0].id)
+    by_version = {v: [d for d in docs if d.metadata["clicktune"]["model_version"] == v] for v in ("v0001", "v0002")}
+    store.record_click(docs[0].metadata["clicktune"]["search_id"], by_version["v0002"][0].id)
+    store.record_click(docs[0].metadata["clicktune"]["search_id"], by_version["v0002"][1].id)
+    store.record_click(docs[0].metadata["clicktune"]["search_id"], by_version["v0001"][0].id)
     store.similarity_search(scifact_docs[9][1][:200], k=10)  # shown, never clicked: a tie
     loss = store.similarity_search(scifact_docs[11][1][:200], k=10)
-    store.record_click(loss[0].metadata["search_id"],
-                       next(d.id for d in loss if d.metadata["model_version"] == "v0001"))
+    store.record_click(loss[0].metadata["clicktune"]["search_id"],
+                       next(d.id for d in loss if d.metadata["clicktune"]["model_version"] == "v0001"))
     searches = store.feedback.challengers.searches(challenger)
     assert [(s.challenger_clicks, s.champion_clicks, s.outcome) for s in searches] == [(2, 1, 1), (0, 0, 0), (0, 1, -1)]
     verdict = phase.judge(challenger)
@@ -144,12 +144,12 @@ def test_interleave_share_sets_how_many_searches_are_interleaved_and_a_store_may
     interleaved = 0
     for i in range(60):
         docs = store.similarity_search(scifact_docs[i][1][:120], k=4)
-        interleaved += store.feedback.get_impression(docs[0].metadata["search_id"]).challenge_id is not None
+        interleaved += store.feedback.get_impression(docs[0].metadata["clicktune"]["search_id"]).challenge_id is not None
     assert 15 <= interleaved <= 45  # Binomial(60, 0.5): outside this range about once in 10,000 runs
     opted_out = ClicktuneVectorStore(store.settings, embeddings=store.embeddings, client=store.client, interleave=False)
     docs = opted_out.similarity_search(scifact_docs[3][1][:200], k=6)
-    assert {d.metadata["model_version"] for d in docs} == {"v0001"}
-    assert store.feedback.get_impression(docs[0].metadata["search_id"]).challenge_id is None
+    assert {d.metadata["clicktune"]["model_version"] for d in docs} == {"v0001"}
+    assert store.feedback.get_impression(docs[0].metadata["clicktune"]["search_id"]).challenge_id is None
 
 
 def test_writes_during_the_phase_reach_the_challenger_and_survive_promotion(phase_store, scifact_docs) -> None:
@@ -170,7 +170,7 @@ def test_writes_during_the_phase_reach_the_challenger_and_survive_promotion(phas
     assert decision["kind"] == "challenger" and decision["outcome"] == "promoted"
     assert store.feedback.challengers.history()[0].status == "promoted"
     hits = store.similarity_search(scifact_docs[70][1][:200], k=3)
-    assert hits[0].id == scifact_docs[70][0] and {h.metadata["model_version"] for h in hits} == {"v0002"}
+    assert hits[0].id == scifact_docs[70][0] and {h.metadata["clicktune"]["model_version"] for h in hits} == {"v0002"}
     # the champion's collection is kept, with every write, for a rollback
     rollback(store.handle)
     assert _ids(store, store.collections.require_live().collection) == expected
@@ -182,7 +182,7 @@ def test_a_dropped_challenger_leaves_the_champion_and_its_collection_is_deleted(
     assert [c.collection for c in store.collections.versions()] == ["docs__v0001"]
     assert store.registry.current() == "v0001" and store.registry.get("v0002").status == "rejected"
     store.add_texts([scifact_docs[100][1]], ids=[scifact_docs[100][0]])  # no challenger to mirror into
-    assert {d.metadata["model_version"] for d in store.similarity_search("cancer", k=5)} == {"v0001"}
+    assert {d.metadata["clicktune"]["model_version"] for d in store.similarity_search("cancer", k=5)} == {"v0001"}
 
 
 def test_the_time_bound_drops_and_reconcile_drops_a_phase_whose_collection_is_gone(phase_store) -> None:
@@ -244,7 +244,7 @@ def test_keep_versions_applies_after_a_promoted_and_a_dropped_challenger(setting
         assert folders() == ["v0002", "v0003"]
         assert rollback(store.handle) == "v0002"
         hit = store.similarity_search(scifact_docs[4][1], k=1)[0]
-        assert hit.id == scifact_docs[4][0] and hit.metadata["model_version"] == "v0002"
+        assert hit.id == scifact_docs[4][0] and hit.metadata["clicktune"]["model_version"] == "v0002"
 
 
 # Rollback keeps writes made right after a swap (reliability issue, defect 1) ------------------------

@@ -102,7 +102,7 @@ def test_the_loop_ticks_train_challenge_and_promotes_what_users_prefer(weak_cham
         assert verdict["wins"] > verdict["losses"] and verdict["z"] >= verdict["boundary"]
         assert store.collections.require_live().collection == "docs__v0003"
         hits = store.similarity_search(next(iter(SMALL.dataset.queries.values())), k=3)
-        assert {(h.metadata["model_version"], h.metadata["query_model_version"]) for h in hits} == {("v0003", "v0003")}
+        assert {(h.metadata["clicktune"]["model_version"], h.metadata["clicktune"]["query_model_version"]) for h in hits} == {("v0003", "v0003")}
     registry = ModelRegistry.from_settings(settings)
     assert registry.current() == "v0003" and registry.get("v0003").status == "live"
     decision = registry.get("v0003").decisions[-1]
@@ -130,7 +130,7 @@ def test_poisoned_feedback_is_rejected_by_the_offline_check(home: Path, tmp_path
         queries = list(DATA.dataset.queries.values())
         for i in range(400):
             docs = store.similarity_search(queries[i % len(queries)], k=10, user_id="mallory")
-            store.record_click(docs[0].metadata["search_id"], rng.choice(docs).id, user="mallory")
+            store.record_click(docs[0].metadata["clicktune"]["search_id"], rng.choice(docs).id, user="mallory")
     close_shared_clients()
     before = _live(settings)
     outcome = RetrainLoop(settings).tick()

@@ -60,7 +60,7 @@ def _live_contents(store: ClicktuneVectorStore) -> dict[str, tuple[str, dict]]:
 def test_reindex_swaps_alias_then_current(store: ClicktuneVectorStore, scifact_docs) -> None:
     _index(store, scifact_docs[:40])
     before = store.similarity_search(scifact_docs[3][1], k=3)
-    assert before[0].id == scifact_docs[3][0] and before[0].metadata["model_version"] == "v0001"
+    assert before[0].id == scifact_docs[3][0] and before[0].metadata["clicktune"]["model_version"] == "v0001"
 
     report = BlueGreenReindexer(store.handle).run("v0002")
     assert report.points == 40 and report.target == "docs__v0002"
@@ -69,8 +69,8 @@ def test_reindex_swaps_alias_then_current(store: ClicktuneVectorStore, scifact_d
     assert [c.collection for c in store.collections.versions()] == ["docs__v0001", "docs__v0002"]
     after = store.similarity_search(scifact_docs[3][1], k=3)
     assert after[0].id == scifact_docs[3][0]
-    assert {d.metadata["model_version"] for d in after} == {"v0002"}
-    assert {d.metadata["query_model_version"] for d in after} == {"v0002"}
+    assert {d.metadata["clicktune"]["model_version"] for d in after} == {"v0002"}
+    assert {d.metadata["clicktune"]["query_model_version"] for d in after} == {"v0002"}
     assert store.get_by_ids([scifact_docs[5][0]])[0].metadata == {"source": "scifact", "n": 5}
 
 
@@ -86,7 +86,7 @@ def test_a_reader_searches_through_reindex_and_swap(store: ClicktuneVectorStore,
         while not stop.is_set():
             try:
                 for doc in store.similarity_search(queries[i % len(queries)], k=5):
-                    seen.append((doc.metadata["model_version"], doc.metadata["query_model_version"]))
+                    seen.append((doc.metadata["clicktune"]["model_version"], doc.metadata["clicktune"]["query_model_version"]))
             except BaseException as exc:  # noqa: BLE001 - the test counts every failure
                 errors.append(exc)
             i += 1
@@ -157,7 +157,7 @@ def test_b_writes_during_reindex_are_kept(store: ClicktuneVectorStore, scifact_d
     # A document revised during the copy is embedded by the new model in the new collection.
     revised = next(doc_id for doc_id, (text, _) in expected.items() if text.endswith("(revised)"))
     hit = store.similarity_search(expected[revised][0], k=1)[0]
-    assert hit.id == revised and hit.metadata["model_version"] == "v0002"
+    assert hit.id == revised and hit.metadata["clicktune"]["model_version"] == "v0002"
     # and mirrored to the kept previous collection, so a rollback loses nothing either
     rollback(store.handle)
     assert _live_contents(store) == expected
@@ -168,7 +168,7 @@ def test_d_rollback_needs_no_encoding(store: ClicktuneVectorStore, scifact_docs,
     query = scifact_docs[7][1][:300]
     ranking_v1 = [d.id for d in store.similarity_search(query, k=5)]
     BlueGreenReindexer(store.handle).run("v0002")
-    assert store.similarity_search(query, k=1)[0].metadata["model_version"] == "v0002"
+    assert store.similarity_search(query, k=1)[0].metadata["clicktune"]["model_version"] == "v0002"
 
     def no_encoding(version: str):
         raise AssertionError(f"rollback tried to load/encode with {version}")
@@ -179,7 +179,7 @@ def test_d_rollback_needs_no_encoding(store: ClicktuneVectorStore, scifact_docs,
     assert store.registry.current() == "v0001"
     results = store.similarity_search(query, k=5)
     assert [d.id for d in results] == ranking_v1
-    assert {(d.metadata["model_version"], d.metadata["query_model_version"]) for d in results} == {("v0001", "v0001")}
+    assert {(d.metadata["clicktune"]["model_version"], d.metadata["clicktune"]["query_model_version"]) for d in results} == {("v0001", "v0001")}
     with pytest.raises(NothingToRollBackError):
         rollback(handle)
 
@@ -220,7 +220,7 @@ def test_e_bad_input(store: ClicktuneVectorStore, scifact_docs, settings, varian
     info = store.client.get_collection(f"docs__{v3}")
     assert info.config.params.vectors.size == 128
     hit = store.similarity_search(scifact_docs[4][1], k=1)[0]
-    assert hit.id == scifact_docs[4][0] and hit.metadata["model_version"] == v3
+    assert hit.id == scifact_docs[4][0] and hit.metadata["clicktune"]["model_version"] == v3
 
     # An alias name that is a real collection is refused with a clear error.
     from qdrant_client import models
@@ -285,7 +285,7 @@ def test_a_run_that_lost_its_lease_neither_swaps_nor_rolls_back(store: Clicktune
             rollback(store.handle, guard=lease.ensure_held)
         assert store.collections.require_live().collection == "docs__v0002"
         assert store.registry.current() == "v0002" and store.registry.previous() == "v0001"
-    assert store.similarity_search(scifact_docs[3][1], k=1)[0].metadata["model_version"] == "v0002"
+    assert store.similarity_search(scifact_docs[3][1], k=1)[0].metadata["clicktune"]["model_version"] == "v0002"
 
 
 # keep_versions is applied (reliability issue, defect 9) ------------------------------------------
@@ -307,4 +307,4 @@ def test_keep_versions_bounds_the_model_folders_on_disk_and_rollback_still_works
         assert rollback(store.handle) == "v0003"
         assert store.collections.require_live().collection == "docs__v0003" and store.registry.current() == "v0003"
         hit = store.similarity_search(scifact_docs[4][1], k=1)[0]
-        assert hit.id == scifact_docs[4][0] and hit.metadata["model_version"] == "v0003"
+        assert hit.id == scifact_docs[4][0] and hit.metadata["clicktune"]["model_version"] == "v0003"

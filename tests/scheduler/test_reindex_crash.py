@@ -78,7 +78,7 @@ def test_c_sigkill_at_each_step(indexed_home: Path, tmp_path: Path, crash_at: st
                 assert live.collection == "docs__v0002"  # the swap happened; CURRENT catches up below
             hits = store.similarity_search("cerebral white matter in newborns", k=3)
             assert len(hits) == 3
-            assert {h.metadata["model_version"] for h in hits} == {h.metadata["query_model_version"] for h in hits}
+            assert {h.metadata["clicktune"]["model_version"] for h in hits} == {h.metadata["clicktune"]["query_model_version"] for h in hits}
 
             reindexer = BlueGreenReindexer(store.handle)
             if crash_at in BEFORE_SWAP:
@@ -92,7 +92,7 @@ def test_c_sigkill_at_each_step(indexed_home: Path, tmp_path: Path, crash_at: st
             assert store.registry.current() == "v0002"
             assert [c.collection for c in store.collections.versions()] == ["docs__v0001", "docs__v0002"]
             assert store.collections.count("docs__v0002") == 40
-            assert store.similarity_search("cerebral white matter in newborns", k=1)[0].metadata["model_version"] == "v0002"
+            assert store.similarity_search("cerebral white matter in newborns", k=1)[0].metadata["clicktune"]["model_version"] == "v0002"
     finally:
         close_shared_clients()
 
@@ -190,7 +190,7 @@ def test_sigkill_while_ending_a_challenger_phase(indexed_home: Path, tmp_path: P
         with ClicktuneEmbeddings(settings, watch=False) as emb:
             store = ClicktuneVectorStore(settings, embeddings=emb)
             hits = store.similarity_search("cerebral white matter in newborns", k=4)
-            assert len(hits) == 4 and all(h.metadata["model_version"] == h.metadata["query_model_version"] for h in hits)
+            assert len(hits) == 4 and all(h.metadata["clicktune"]["model_version"] == h.metadata["clicktune"]["query_model_version"] for h in hits)
             before = _ids(store, store.collections.require_live().collection)
             store.add_texts(["A note written right after the kill."], ids=["late-note"])
             deleted = sorted(before)[0]
