@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import shutil
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from loop_fixtures import index_and_simulate, loop_settings, move_lock_table, sc
 
 from clicktune.adapters import ModelRegistry
 from clicktune.adapters.clicklog import ClickLog
-from clicktune.adapters.qdrant import close_shared_clients
+from clicktune.adapters.qdrant import ANNOTATIONS_KEY, close_shared_clients
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.gate import OfflineCheck
 from clicktune.scheduler.loop import RetrainLoop, lock_name
@@ -116,34 +115,35 @@ def test_the_loop_ticks_train_challenge_and_promotes_what_users_prefer(weak_cham
     assert again.status == "skipped" and "min_new_clicks" in again.reason
 
 
-def test_poisoned_feedback_is_rejected_by_the_offline_check(home: Path, tmp_path: Path) -> None:
-    """One user clicking random documents, hundreds of times, on fresh searches: refused before any
-    user sees the candidate (no challenger phase is opened)."""
+def test_poisoned_feedback_is_rejected_by_the_offline_check(tmp_path: Path) -> None:
+    """Twenty sybil accounts click the last result of every search (a ranking-inversion attack that
+    the per-user click cap cannot stop): the candidate trained on it is refused at once by the
+    golden set, before any user sees it (no challenger phase is opened). Held-out clicks cannot
+    catch it, being the attackers' too: that is what the golden set is for."""
     fresh = tmp_path / "poisoned"
-    settings = loop_settings(fresh, golden_dir=tmp_path / "golden")
+    settings = loop_settings(fresh, golden_dir=tmp_path / "golden", train_epochs=3)
     _write_golden(tmp_path / "golden")
-    rng = random.Random(7)
     with ClicktuneEmbeddings(settings, watch=False) as emb:
         store = ClicktuneVectorStore(settings, embeddings=emb)
         corpus = DATA.dataset.corpus
         store.add_texts([corpus[d].content for d in DATA.doc_ids], ids=DATA.doc_ids)
         queries = list(DATA.dataset.queries.values())
-        for i in range(400):
-            docs = store.similarity_search(queries[i % len(queries)], k=10, user_id="mallory")
-            store.record_click(docs[0].metadata["clicktune"]["search_id"], rng.choice(docs).id, user="mallory")
+        for i in range(3 * len(queries)):
+            user = f"mallory-{i % 20}"
+            docs = store.similarity_search(queries[i % len(queries)], k=10, user_id=user)
+            store.record_click(docs[0].metadata[ANNOTATIONS_KEY]["search_id"], docs[-1].id, user=user)
     close_shared_clients()
     before = _live(settings)
     outcome = RetrainLoop(settings).tick()
-    # KNOWN GAP (issue 11, item 1): this mild poisoning (random clicks) barely moves the model, so the
-    # tolerance-based check lets it through to the challenger phase (+0.003 held-out when measured);
-    # the phase, not the guard, must then drop it. What holds either way: nobody is served it yet.
-    assert outcome.status in ("rejected", "challenger"), outcome.reason
+    assert outcome.status == "rejected", outcome.reason
+    assert "golden" in outcome.reason, outcome.reason
     assert _live(settings) == before == ("docs__v0001", "v0001")
     registry = ModelRegistry.from_settings(settings)
     info = registry.get(outcome.candidate)
-    assert info.status in ("rejected", "challenger") and info.decisions[-1]["kind"] == "offline"
+    assert info.status == "rejected" and info.decisions[-1]["kind"] == "offline"
     assert {"heldout", "golden"} <= set(info.decisions[-1]["candidate"])
     assert registry.current() == "v0001"
+    assert ClickLog.from_settings(settings).challengers.active("docs") is None
 
 
 def _versions(settings):
