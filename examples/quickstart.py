@@ -1,4 +1,8 @@
-"""Run the README's LangChain quickstart on the embedded defaults (what `make demo` does for now).
+"""Run the README's LangChain quickstart block as written, on the embedded defaults (``./.clicktune``).
+
+It indexes three documents, runs two searches and prints what they return; nothing is trained.
+``tests/test_readme.py`` runs this script on a fresh home. The whole loop (SciFact, simulated clicks,
+training, challenger phase, report) is ``make demo``, which runs ``examples/demo.py``.
 
 The quickstart code itself lives in README.md, so the README and this script can never drift apart:
 this file extracts the first ``python`` block under "Quickstart" and executes it.

@@ -2,8 +2,9 @@
 
 Every call resolves the alias to the live collection first and embeds with *that collection's* model
 version, so a query is never embedded by one model and compared with vectors of another, in any
-process and across any swap (DESIGN invariant 1). Each result says which version produced it, in
-``metadata["clicktune"]`` (the only key clicktune adds; the user's own keys are never touched).
+process and across any swap (docs/ARCHITECTURE.md invariant 1). Each result says which version
+produced it, in ``metadata["clicktune"]`` (the only key clicktune adds; the user's own keys are never
+touched).
 """
 
 from __future__ import annotations
@@ -305,8 +306,8 @@ class ClicktuneVectorStore(SearchByVector, StoreClicks, VectorStore):
     ) -> tuple[list[tuple[Document, float]], list[str]]:
         """Team-draft interleaving of the champion's and the challenger's top ``k``.
 
-        Each model embeds the query for its own collection (DESIGN invariant 1, per result), and each
-        shown document keeps the score and version of the model that contributed it.
+        Each model embeds the query for its own collection (docs/ARCHITECTURE.md invariant 1, per
+        result), and each shown document keeps the score and version of the model that contributed it.
         """
         other = LiveCollection(challenger.challenger_collection, challenger.challenger_version)
         teams = (

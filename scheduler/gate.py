@@ -6,7 +6,7 @@ not show, which is where a fine-tuned model gains most. Judging a gain is the ch
 (online interleaving, ``clicktune.scheduler.challenger``). What this check can do well is refuse a
 clear regression at once, before any user sees it: poisoned or broken feedback drops the held-out
 score far beyond ``tolerance``, and a golden set of judged queries, when given, must not drop by
-more than ``golden_tolerance`` (DESIGN invariant 6).
+more than ``golden_tolerance`` (docs/ARCHITECTURE.md invariant 8).
 """
 
 from __future__ import annotations

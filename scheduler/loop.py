@@ -4,7 +4,8 @@ A tick with no challenger running mines the clicks, trains a candidate, builds i
 blue-green, runs the offline check (a guard against clear regressions) and, if it passes, opens the
 challenger phase. A tick with a challenger running judges it with the sequential test and promotes,
 drops, or leaves it running. Every step is timed and logged; any failure leaves the alias and
-CURRENT as they were, marks a candidate ``failed`` and releases the lock (DESIGN invariant 6).
+CURRENT as they were, marks a candidate ``failed`` and releases the lock (docs/ARCHITECTURE.md
+invariant 12).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Blue-green re-indexing: build the next version's collection beside the live one, verify, swap.
 
-Order (DESIGN invariant 3): model folder complete (the registry guarantees it) -> collection built
-and verified -> alias swap (one request) -> CURRENT. A crash anywhere before the swap leaves the alias
-on the old, complete collection; the next run deletes the orphan. A crash between the swap and
+Order (docs/ARCHITECTURE.md invariant 3): model folder complete (the registry guarantees it) ->
+collection built and verified -> alias swap (one request) -> CURRENT. A crash anywhere before the
+swap leaves the alias on the old, complete collection; the next run deletes the orphan. A crash between the swap and
 CURRENT leaves a consistent system (queries follow the collection's version) that the next run
 finishes by promoting the alias's version.
 """
