@@ -253,7 +253,7 @@ def prepare(home: Path) -> None:
 
 
 def run_cycle(home: Path, journal_path: Path, cycle: int, rng: random.Random,
-              step_seconds: dict[str, list[float]]) -> dict:
+              step_seconds: dict[str, list[float]], max_kill_seconds: float | None = None) -> dict:
     step = rng.choice(STEPS)
     proc = subprocess.Popen(
         [sys.executable, __file__, "--worker", str(home), str(journal_path), step, str(cycle), str(rng.randrange(1 << 30))],
@@ -269,8 +269,11 @@ def run_cycle(home: Path, journal_path: Path, cycle: int, rng: random.Random,
     # finished it), or, in one cycle of three and until the length is known, right after it finished,
     # so the home moves on (a phase opens, a promotion lands) and later kills meet every state.
     known = step_seconds.get(step)
-    after = not known or rng.random() < 1 / 3
-    delay = rng.uniform(0, 1.2 * statistics.median(known)) if not after else None
+    if max_kill_seconds is not None:  # a short run (the tests): always mid-step, within this bound
+        after, delay = False, rng.uniform(0, max_kill_seconds)
+    else:
+        after = not known or rng.random() < 1 / 3
+        delay = rng.uniform(0, 1.2 * statistics.median(known)) if not after else None
     done: list[str] = []
     finished = threading.Event()
 
@@ -308,6 +311,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--home", type=Path, default=None, help="a fresh folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/soak.json"))
+    parser.add_argument("--max-kill-seconds", type=float, default=None,
+                        help="kill every step within this many seconds of its start (short runs)")
     args = parser.parse_args()
 
     from clicktune.adapters.qdrant import close_shared_clients
@@ -320,7 +325,7 @@ def main() -> None:
     rows, violations = [], []
     started = time.perf_counter()
     for cycle in range(1, args.cycles + 1):
-        row = run_cycle(home, journal_path, cycle, rng, step_seconds)
+        row = run_cycle(home, journal_path, cycle, rng, step_seconds, args.max_kill_seconds)
         journal = read_journal(journal_path)
         problems = [row["error"]] if "error" in row else []
         problems += check(home, journal, "after the kill")

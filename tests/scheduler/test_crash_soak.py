@@ -20,7 +20,7 @@ def test_a_short_crash_soak_finds_no_violation(template_home: Path, tmp_path: Pa
     out = tmp_path / "soak.json"
     home = clone_home(template_home, tmp_path / "home")
     proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "soak.py"), "--cycles", "2", "--seed", "1",
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "soak.py"), "--cycles", "2", "--seed", "1", "--max-kill-seconds", "20",
          "--home", str(home), "--out", str(out)],
         capture_output=True, text=True, timeout=900,
     )
