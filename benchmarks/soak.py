@@ -301,6 +301,22 @@ def run_cycle(home: Path, journal_path: Path, cycle: int, rng: random.Random,
             "killed": proc.returncode == -signal.SIGKILL}
 
 
+def write_results(out: Path, rows: list[dict], violations: list[str], journal_path: Path, started: float,
+                  *, final: bool) -> dict:
+    journal = read_journal(journal_path)
+    summary = {
+        "finished": final, "cycles": len(rows), "kills": sum(r.get("killed", False) for r in rows),
+        "killed_mid_step": sum(1 for r in rows if r.get("killed") and not r.get("finished_step")),
+        "violations": len(violations), "acknowledged_adds": len(journal["add"]), "acknowledged_deletes": len(journal["del"]),
+        "acknowledged_clicks": len(journal["click"]), "seconds": round(time.perf_counter() - started, 1),
+        "steps": {s: sum(1 for r in rows if r["step"] == s) for s in set(STEPS)},
+        "step_results": sorted({(r.get("finished_step") or "").split(" ", 2)[-1].split(":")[0] for r in rows} - {""}),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"summary": summary, "cycles": rows}, indent=2))
+    return summary
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         home, journal, step, cycle, seed = sys.argv[2:7]
@@ -340,20 +356,12 @@ def main() -> None:
               f" violations {len(problems)}", flush=True)
         for problem in problems:
             print("   ", problem, flush=True)
-    journal = read_journal(journal_path)
-    summary = {
-        "cycles": len(rows), "kills": sum(r.get("killed", False) for r in rows),
-        "killed_mid_step": sum(1 for r in rows if r.get("killed") and not r.get("finished_step")),
-        "violations": len(violations), "acknowledged_adds": len(journal["add"]), "acknowledged_deletes": len(journal["del"]),
-        "acknowledged_clicks": len(journal["click"]), "seconds": round(time.perf_counter() - started, 1),
-        "steps": {s: sum(1 for r in rows if r["step"] == s) for s in set(STEPS)},
-    }
+        write_results(args.out, rows, violations, journal_path, started, final=False)  # survives a cut-short run
+    summary = write_results(args.out, rows, violations, journal_path, started, final=True)
     print("\n| cycles | kills | killed mid-step | acknowledged adds / deletes / clicks | violations |")
     print("|---|---|---|---|---|")
     print(f"| {summary['cycles']} | {summary['kills']} | {summary['killed_mid_step']} | {summary['acknowledged_adds']} / "
           f"{summary['acknowledged_deletes']} / {summary['acknowledged_clicks']} | {summary['violations']} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"summary": summary, "cycles": rows}, indent=2))
     print(f"wrote {args.out}")
     sys.exit(1 if violations else 0)
 
