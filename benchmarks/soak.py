@@ -119,10 +119,10 @@ def worker(home: Path, journal_path: Path, step: str, cycle: int, seed: int) -> 
     phase = ChallengerPhase(store.handle, store.feedback, settings)
     pointer = store.registry.pointer()
     others = [v for v in store.registry.versions() if pointer is None or v != pointer.version]
-    # An operator's step where one can be taken (never under a running phase, as the CLI refuses),
-    # else a tick: every cycle does real work.
-    if step != "tick" and (phase.active() is not None or (step == "rollback" and not store.registry.previous())
-                           or (step == "reindex" and not others)):
+    # An operator's step where one can be taken, else a tick: every cycle does real work. Under a
+    # running phase the operator first ends it by hand (`clicktune challenger drop`), as the CLI
+    # requires, inside the same lease: a kill may land between the two.
+    if step != "tick" and ((step == "rollback" and not store.registry.previous()) or (step == "reindex" and not others)):
         step = "tick"
     print(f"step-start {step}", flush=True)
     started = time.monotonic()
@@ -132,6 +132,10 @@ def worker(home: Path, journal_path: Path, step: str, cycle: int, seed: int) -> 
             result = f"tick {outcome.status}"
         else:
             with loop.lease() as lease:
+                running = phase.active()
+                if lease and running is not None:
+                    ChallengerPhase(store.handle, store.feedback, settings, guard=lease.ensure_held).drop(
+                        running, {"decision": "drop", "reason": f"ended by hand before a {step} (soak)"})
                 if not lease:
                     result = f"{step} locked"
                 elif step == "reindex":
