@@ -28,6 +28,7 @@ from clicktune.adapters.qdrant import (
     NothingToReindexError,
     ReindexVerificationError,
     VersionAlreadyLiveError,
+    VersionKeptForRollbackError,
 )
 from clicktune.adapters.qdrant.coordination import ReindexSession
 from clicktune.adapters.qdrant.documents import CONTENT_KEY
@@ -140,6 +141,13 @@ class BlueGreenReindexer:
             )
         if live.version == version:
             raise VersionAlreadyLiveError(f"{version} already serves {self.collections.alias!r} ({live.collection})")
+        if version == self.handle.rollback_version(live.version):
+            # Its collection is the one a rollback serves, and writers keep it complete; rebuilding it
+            # would drop it first, and a crash mid-build would leave rollback a partial copy.
+            raise VersionKeptForRollbackError(
+                f"{version} is kept for rollback ({self.collections.name_for(version)}, complete and up to date): "
+                "run `clicktune rollback` to serve it again, with no re-encoding"
+            )
         source_count = self.collections.count(live.collection)
         if source_count == 0:
             raise NothingToReindexError(f"{live.collection} is empty: nothing to re-index")

@@ -18,6 +18,7 @@ from clicktune.adapters.qdrant.errors import (
     NothingToReindexError,
     ReindexVerificationError,
     VersionAlreadyLiveError,
+    VersionKeptForRollbackError,
 )
 from clicktune.adapters.qdrant.handle import IndexHandle
 
@@ -32,6 +33,7 @@ __all__ = [
     "NothingToReindexError",
     "ReindexVerificationError",
     "VersionAlreadyLiveError",
+    "VersionKeptForRollbackError",
     "VersionCollectionStore",
     "VersionedCollections",
     "WriteCoordinator",

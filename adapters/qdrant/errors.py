@@ -25,5 +25,9 @@ class VersionAlreadyLiveError(CollectionLayoutError):
     """The version asked for is the one the alias already points at."""
 
 
+class VersionKeptForRollbackError(CollectionLayoutError):
+    """The version asked for is the one kept for rollback: rebuilding its collection would drop it."""
+
+
 class ReindexVerificationError(CollectionLayoutError):
     """A freshly built collection failed verification; the alias was not touched."""

@@ -308,3 +308,27 @@ def test_keep_versions_bounds_the_model_folders_on_disk_and_rollback_still_works
         assert store.collections.require_live().collection == "docs__v0003" and store.registry.current() == "v0003"
         hit = store.similarity_search(scifact_docs[4][1], k=1)[0]
         assert hit.id == scifact_docs[4][0] and hit.metadata["clicktune"]["model_version"] == "v0003"
+
+
+def test_reindexing_to_the_version_kept_for_rollback_is_refused_and_keeps_its_collection(
+    store: ClicktuneVectorStore, scifact_docs
+) -> None:
+    """Found by the crash soak: rebuilding the rollback collection dropped it first, so a kill mid-build
+    left rollback a partial copy missing every write acknowledged since the promotion."""
+    from clicktune.adapters.qdrant import VersionKeptForRollbackError
+
+    _index(store, scifact_docs[:30])
+    BlueGreenReindexer(store.handle).run("v0002")
+    store.add_texts(["written after the promotion"], ids=["late"])
+    with pytest.raises(VersionKeptForRollbackError, match="clicktune rollback"):
+        BlueGreenReindexer(store.handle).run("v0001")
+    assert "late" in _ids(store, "docs__v0001") and len(_ids(store, "docs__v0001")) == 31
+    assert rollback(store.handle) == "v0001"
+    assert store.get_by_ids(["late"])[0].id == "late"
+
+
+def _ids(store: ClicktuneVectorStore, collection: str) -> set[str]:
+    from clicktune.adapters.qdrant import DOC_ID_KEY
+
+    points, _ = store.client.scroll(collection, limit=1000, with_payload=[DOC_ID_KEY])
+    return {p.payload[DOC_ID_KEY] for p in points}
