@@ -118,7 +118,8 @@ def worker(home: Path, journal_path: Path, step: str, cycle: int, seed: int) -> 
     loop = RetrainLoop(settings, handle=store.handle, feedback=store.feedback)  # the app's client and coordinator
     phase = ChallengerPhase(store.handle, store.feedback, settings)
     pointer = store.registry.pointer()
-    others = [v for v in store.registry.versions() if pointer is None or v != pointer.version]
+    kept = {pointer.version, store.registry.previous()} if pointer else set()  # live, and kept for rollback
+    others = [v for v in store.registry.versions() if v not in kept]
     # An operator's step where one can be taken, else a tick: every cycle does real work. Under a
     # running phase the operator first ends it by hand (`clicktune challenger drop`), as the CLI
     # requires, inside the same lease: a kill may land between the two.
