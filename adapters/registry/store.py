@@ -239,7 +239,7 @@ class ModelRegistry:
                 )
                 version = self._register_locked(model, {"training": {"kind": "bootstrap"}}, parent=None, status="live")
             self._write_pointer(CurrentPointer(version=version, history=[]))
-            self._mark_live(version, [])
+            self._set_status(version, "live", promoted_at=utcnow(), promoted_history=[])
             log.info("registry %s bootstrapped with %s from %s", self.root, version, self.base_model)
             return version
 
@@ -313,7 +313,7 @@ class ModelRegistry:
                 return version
             history = [] if pointer is None else [*pointer.history, pointer.version][-_HISTORY_LIMIT:]
             self._write_pointer(CurrentPointer(version=version, history=history))
-            self._mark_live(version, history)
+            self._set_status(version, "live", promoted_at=utcnow(), promoted_history=list(history))
             if pointer is not None:
                 self._set_status(pointer.version, "retired")
             log.info("promoted %s (was %s)", version, pointer.version if pointer else None)
@@ -332,7 +332,7 @@ class ModelRegistry:
                 )
             target = history[-1]
             self._write_pointer(CurrentPointer(version=target, history=history[:-1]))
-            self._mark_live(target, history[:-1])
+            self._set_status(target, "live", promoted_at=utcnow(), promoted_history=list(history[:-1]))
             self._set_status(pointer.version, "retired")
             log.info("rolled back %s -> %s", pointer.version, target)
             return target
@@ -343,19 +343,12 @@ class ModelRegistry:
 
         return repair_current(self, live)
 
-    def _mark_live(self, version: str, history: list[str]) -> None:
-        """Status ``live`` plus when, and CURRENT's history then (what :meth:`repair` rebuilds from)."""
+    def _set_status(self, version: str, status: VersionStatus, **extra: Any) -> None:
+        """A version's status; going live also records when and CURRENT's history then (what
+        :meth:`repair` rebuilds from)."""
         with contextlib.suppress(CorruptRegistryError):
-            record = self.get(version)
-            record.status, record.promoted_at, record.promoted_history = "live", utcnow(), list(history)
+            record = self.get(version).model_copy(update={"status": status, **extra})
             _write_json_atomic(self.path(version) / INFO_FILE, record.model_dump_json(indent=2))
-
-    def _set_status(self, version: str, status: VersionStatus) -> None:
-        with contextlib.suppress(CorruptRegistryError):
-            record = self.get(version)
-            if record.status != status:
-                record.status = status
-                _write_json_atomic(self.path(version) / INFO_FILE, record.model_dump_json(indent=2))
 
     def apply_retention(self, keep_last: int | None = None, *, protect: set[str] | None = None) -> list[str]:
         """Delete the oldest versions beyond ``keep_last``; CURRENT, its predecessor and ``protect`` always stay.
