@@ -270,10 +270,25 @@ def weighted_resample(weights: np.ndarray, seed: int) -> np.ndarray:
     return rng.choice(len(weights), size=len(weights), replace=True, p=weights / weights.sum())
 
 
-def prepare_datasets(train, seed: int) -> dict:
+def systematic_resample(weights: np.ndarray, seed: int) -> np.ndarray:
+    """As weighted_resample (each row's expected count is n * w_i / sum w), but each count is within one
+    of that expectation: one uniform offset, n evenly spaced pointers into the cumulative weights."""
+    weights = np.asarray(weights, dtype=np.float64)
+    n = len(weights)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if weights.sum() == 0:
+        weights = np.ones_like(weights)
+    cumulative = np.cumsum(weights / weights.sum()) * n
+    pointers = np.random.default_rng(seed).uniform() + np.arange(n)
+    return np.minimum(np.searchsorted(cumulative, pointers, side="right"), n - 1)
+
+
+def prepare_datasets(train, seed: int, resample: str = "multinomial") -> dict:
     """Split the miner's rows into (anchor, positive) and (anchor, positive, negative) datasets."""
-    if "weight" in train.column_names:
-        train = train.select(weighted_resample(np.asarray(train["weight"]), seed).tolist())
+    if "weight" in train.column_names and resample != "none":
+        pick = systematic_resample if resample == "systematic" else weighted_resample
+        train = train.select(pick(np.asarray(train["weight"]), seed).tolist())
     negatives = train["negative"] if "negative" in train.column_names else [None] * len(train)
     with_neg = [i for i, n in enumerate(negatives) if n]
     without = [i for i, n in enumerate(negatives) if not n]
@@ -311,7 +326,8 @@ def load_model(path: str, device: str, seq_len: int):
 
 
 def train_candidate(rows: dict[str, list], *, model_path: str, device: str, seq_len: int, epochs: float,
-                    batch_size: int, lr: float, warmup_ratio: float, seed: int, bf16: bool):
+                    batch_size: int, lr: float, warmup_ratio: float, seed: int, bf16: bool,
+                    resample: str = "multinomial"):
     """ClickTrainer.train without the registry: same data preparation, loss and trainer arguments."""
     import torch
     from datasets import Dataset
@@ -321,7 +337,7 @@ def train_candidate(rows: dict[str, list], *, model_path: str, device: str, seq_
 
     set_seed(seed)
     model = load_model(model_path, device, seq_len)
-    datasets = prepare_datasets(Dataset.from_dict(rows), seed)
+    datasets = prepare_datasets(Dataset.from_dict(rows), seed, resample)
     n_rows = sum(len(d) for d in datasets.values())
     loss = _mnrl(model)
     with tempfile.TemporaryDirectory(prefix="recipe-sweep-") as output_dir:
@@ -579,6 +595,9 @@ def main() -> None:
     p.add_argument("--propensity", choices=("prior", "estimated"), default="prior",
                    help="prior: 1/rank**eta (default); estimated: the repo's PropensityModel.fit from CTRs")
     p.add_argument("--heldout-fraction", type=float, default=0.2)
+    p.add_argument("--heldout-fractions", default=None, help="comma list; overrides --heldout-fraction per config")
+    p.add_argument("--resamples", default="multinomial", help="comma list of multinomial,systematic,none")
+    p.add_argument("--batch-sizes", default=None, help="comma list; overrides --batch-size per config")
     p.add_argument("--interleave-searches", type=int, default=None, help="default: one per train query (809)")
     p.add_argument("--encode-batch-size", type=int, default=128)
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
@@ -617,9 +636,14 @@ def main() -> None:
     seq_lens, epochs, rounds = _ints(args.seq_lens), _floats(args.epochs), _ints(args.rounds)
     hard_negs, seeds = [bool(x) for x in _ints(args.hard_negatives)], _ints(args.seeds)
     # Most important first: hard negatives on, the first seq length, seed 0 over every (epochs, rounds).
+    heldouts = _floats(args.heldout_fractions) if args.heldout_fractions else [args.heldout_fraction]
+    batches = _ints(args.batch_sizes) if args.batch_sizes else [args.batch_size]
+    resamples = args.resamples.split(",")
     grid = [
-        {"seq_len": L, "epochs": E, "rounds": R, "hard_negative": hn, "seed": s, "start_from": "base"}
-        for hn in hard_negs for L in seq_lens for s in seeds for E in epochs for R in rounds
+        {"seq_len": L, "epochs": E, "rounds": R, "hard_negative": hn, "seed": s, "start_from": "base",
+         "resample": rs, "heldout_fraction": hf, "batch_size": bs}
+        for hn in hard_negs for L in seq_lens for rs in resamples for hf in heldouts for bs in batches
+        for s in seeds for E in epochs for R in rounds
     ]
     if args.max_configs is not None:
         grid = grid[: args.max_configs]
@@ -676,7 +700,7 @@ def main() -> None:
                 stream.append(traffic_round(base, data, clicks, s, len(stream)))
             events = [x for rnd in stream[:R] for x in rnd]
             rows, stats = mine(events, data.queries, doc_text, hard_negative=hn, eta=args.eta,
-                               propensity=args.propensity, heldout_fraction=args.heldout_fraction)
+                               propensity=args.propensity, heldout_fraction=cfg["heldout_fraction"])
             record["mining"] = stats
             timings["traffic_and_mining"] = time.perf_counter() - t
             if len(rows["anchor"]) < args.min_pairs:
@@ -684,8 +708,8 @@ def main() -> None:
 
             t = time.perf_counter()
             model, info = train_candidate(
-                rows, model_path=args.model, device=device, seq_len=L, epochs=E, batch_size=args.batch_size,
-                lr=args.lr, warmup_ratio=args.warmup_ratio, seed=s, bf16=bf16,
+                rows, model_path=args.model, device=device, seq_len=L, epochs=E, batch_size=cfg["batch_size"],
+                lr=args.lr, warmup_ratio=args.warmup_ratio, seed=s, bf16=bf16, resample=cfg["resample"],
             )
             record["training"] = info
             timings["train"] = time.perf_counter() - t
@@ -705,7 +729,7 @@ def main() -> None:
             timings["evaluate"] = time.perf_counter() - t
             t = time.perf_counter()
             record["interleaving"] = interleave(base, cand, data, clicks, searches=searches, seed=s,
-                                                heldout_fraction=args.heldout_fraction)
+                                                heldout_fraction=cfg["heldout_fraction"])
             timings["interleave"] = time.perf_counter() - t
         except Exception as exc:  # noqa: BLE001 - one failed config must not lose the others
             record["error"] = f"{type(exc).__name__}: {exc}"
@@ -728,7 +752,7 @@ def main() -> None:
 
 def _line(n: int, total: int, r: dict, wall: float) -> str:
     head = (f"[{n}/{total}] L={r['seq_len']} E={r['epochs']:g} R={r['rounds']} hn={int(r['hard_negative'])} "
-            f"s={r['seed']}")
+            f"s={r['seed']} rs={r.get('resample')} hf={r.get('heldout_fraction')} bs={r.get('batch_size')}")
     if "error" in r:
         return f"{head} | ERROR {r['error']} | {r['seconds']:.1f}s (wall {wall:.0f}s)"
     m, tr, te = r["mining"], r["training"], r["test"]

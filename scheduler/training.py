@@ -5,7 +5,7 @@ name (:func:`build_loss`), the data preparation (:func:`prepare_datasets`) and :
 that runs ``SentenceTransformerTrainer`` and registers the result as a ``candidate`` version.
 
 How the miner's weights are honoured: by **weighted sampling**. MultipleNegativesRankingLoss has no
-per-example weight, so rows are resampled (with replacement, seeded) in proportion to their
+per-example weight, so rows are resampled (systematically, seeded) in proportion to their
 inverse-propensity weight, keeping the epoch size; the NO_DUPLICATES batch sampler then keeps a
 repeated row from meeting itself as an in-batch negative.
 
@@ -100,16 +100,25 @@ def build_loss(model: SentenceTransformer, config: TrainingConfig):
 
 
 def weighted_resample(weights: np.ndarray, seed: int) -> np.ndarray:
-    """Row indices drawn with probability proportional to weight, as many as there are rows."""
+    """Row indices in proportion to weight, as many as there are rows, by *systematic* resampling.
+
+    Row i's expected count is n * w_i / sum(w), as with independent draws, so the inverse-propensity
+    weighting stays unbiased; but each count is within one of its expectation (one uniform offset, n
+    evenly spaced pointers into the cumulative weights). Independent draws with replacement leave about
+    a third of the rows out of every epoch by chance alone; on SciFact that cost x1.023 -> x1.041
+    mean test nDCG@10 over three seeds (README, training defaults).
+    """
     weights = np.asarray(weights, dtype=np.float64)
-    if len(weights) == 0:
+    n = len(weights)
+    if n == 0:
         return np.zeros(0, dtype=np.int64)
     if np.any(weights < 0) or not np.all(np.isfinite(weights)):
         raise ValueError("weights must be finite and non-negative")
     if weights.sum() == 0:
         weights = np.ones_like(weights)
-    rng = np.random.default_rng(seed)
-    return rng.choice(len(weights), size=len(weights), replace=True, p=weights / weights.sum())
+    cumulative = np.cumsum(weights / weights.sum()) * n
+    pointers = np.random.default_rng(seed).uniform() + np.arange(n)
+    return np.minimum(np.searchsorted(cumulative, pointers, side="right"), n - 1)
 
 
 def prepare_datasets(train: Dataset, seed: int) -> dict[str, Dataset]:

@@ -28,6 +28,21 @@ def test_weighted_resample_follows_weights() -> None:
         weighted_resample(np.array([1.0, -1.0]), seed=0)
 
 
+def test_weighted_resample_keeps_each_count_within_one_of_its_expectation() -> None:
+    rng = np.random.default_rng(7)
+    weights = rng.uniform(0.2, 5.0, size=400)
+    expected = len(weights) * weights / weights.sum()
+    for seed in range(5):
+        counts = np.bincount(weighted_resample(weights, seed=seed), minlength=len(weights))
+        assert counts.sum() == len(weights)
+        assert np.all(np.abs(counts - expected) < 1.0)
+    # Unbiased: averaged over seeds, the counts approach their expectation.
+    mean = np.mean([np.bincount(weighted_resample(weights, seed=s), minlength=400) for s in range(300)], axis=0)
+    assert np.abs(mean - expected).max() < 0.2
+    # Equal weights keep every row exactly once.
+    assert sorted(weighted_resample(np.ones(50), seed=3).tolist()) == list(range(50))
+
+
 def test_prepare_splits_pairs_and_triplets() -> None:
     rows = Dataset.from_dict(
         {"anchor": ["q1", "q2", "q3"], "positive": ["p1", "p2", "p3"], "negative": ["n1", None, ""],
