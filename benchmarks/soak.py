@@ -130,7 +130,7 @@ def worker(home: Path, journal_path: Path, step: str, cycle: int, seed: int) -> 
     try:
         if step == "tick":
             outcome = loop.tick(force=True)
-            result = f"tick {outcome.status}"
+            result = f"tick {outcome.status}" + (f": {outcome.reason[:160]}" if outcome.status == "failed" else "")
         else:
             with loop.lease() as lease:
                 running = phase.active()
