@@ -72,6 +72,21 @@ class MalformedIdError(FeedbackError):
     """
 
 
+class InvalidClickError(FeedbackError):
+    """A click is not shaped like one: not a mapping, a required field missing, an unknown field, or a
+    field given under both its current and its older name (``user_id``/``user``,
+    ``dwell_seconds``/``dwell``).
+
+    ``errors`` lists each problem as ``{"loc": [...], "msg": ...}`` (so the HTTP endpoint can answer
+    with them); ``index`` is the click's position when it came in a batch.
+    """
+
+    def __init__(self, message: str, *, errors: list[dict] | None = None, index: int | None = None) -> None:
+        super().__init__(message)
+        self.errors: list[dict] = list(errors or [])
+        self.index = index
+
+
 class UnknownSearchError(FeedbackError, LookupError):
     """No impression was logged under this search id."""
 

@@ -4,11 +4,13 @@ The feedback database keeps document, user and session ids in fixed-width column
 PostgreSQL). SQLite would store a longer id silently and PostgreSQL refuse it, so the limits are
 checked before anything is written, by the same functions wherever such an id comes in:
 ``add_texts`` (a document that could never be clicked is never indexed), searches (their user and
-session), impressions and clicks. The schema's column widths are these constants too.
+session), impressions and clicks (``clicklog.clicks.ClickInput``). The schema's column widths are
+these constants too. A search id is checked here as well: it is a UUID string, or no search made it.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from clicktune.adapters.errors import MalformedIdError
@@ -36,6 +38,19 @@ def check_doc_id(value: Any, *, what: str = "document id") -> str:
         raise MalformedIdError(
             f"{what} {_shown(value)} must be a non-empty string of at most {MAX_DOC_ID_LENGTH} characters"
         )
+    return value
+
+
+def check_search_id(value: Any) -> str:
+    """``value`` if it is a search id clicktune could have issued (a UUID, as a string), else
+    :class:`MalformedIdError`; impressions and clicks use it alike."""
+    try:
+        uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise MalformedIdError(
+            f"search id {_shown(value)} is not a UUID; use metadata['clicktune']['search_id'] of a result") from None
+    if not isinstance(value, str):
+        raise MalformedIdError(f"search id must be a string, got {type(value).__name__}")
     return value
 
 

@@ -1,12 +1,14 @@
 """What a LangChain app imports: embeddings and a vector store that follow the model registry, clicks,
-and the errors an app may catch (all subclasses of ``ClicktuneError``)."""
+the click input model, and the errors an app may catch (all subclasses of ``ClicktuneError``)."""
 
+from clicktune.adapters.clicklog import ClickInput
 from clicktune.adapters.errors import (
     ClicktuneError,
     ClickWindowExpiredError,
     ConfigurationError,
     DocNotShownError,
     FeedbackError,
+    InvalidClickError,
     InvalidDocumentsError,
     InvalidDwellError,
     InvalidGradeError,
@@ -33,6 +35,7 @@ from clicktune.plugin.vectorstore import ClicktuneVectorStore
 
 __all__ = [
     "AliasIsCollectionError",
+    "ClickInput",
     "ClickWindowExpiredError",
     "ClicktuneEmbeddings",
     "ClicktuneError",
@@ -41,6 +44,7 @@ __all__ = [
     "ConfigurationError",
     "DocNotShownError",
     "FeedbackError",
+    "InvalidClickError",
     "InvalidDocumentsError",
     "InvalidDwellError",
     "InvalidGradeError",

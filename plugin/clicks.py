@@ -5,6 +5,12 @@ use, in order: the log given to :func:`set_default_click_log`; else the click lo
 ``ClicktuneVectorStore`` objects alive in this process (so a store built with ``home=...`` or
 ``feedback_url=...`` is followed), which raises :class:`ConfigurationError` if they use different
 ones; else one built from ``ClicktuneSettings()`` (the environment).
+
+A click is a :class:`~clicktune.adapters.clicklog.ClickInput` whichever way it comes in (keywords
+here, a mapping or a ``ClickInput`` in a batch, JSON over ``POST /clicks``); the click log validates
+it there, once, so these functions only choose the log and forward. ``user_id`` and ``dwell_seconds``
+are the field names (as in the searches' ``user_id=``); ``user`` and ``dwell``, their older names, are
+still accepted.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any, Protocol
 
 from langchain_core.runnables.config import run_in_executor
 
-from clicktune.adapters.clicklog import ClickLog
+from clicktune.adapters.clicklog import ClickInput, ClickLog
 from clicktune.adapters.errors import ConfigurationError, UnknownSearchError
 from clicktune.adapters.settings import ClicktuneSettings
 
@@ -90,26 +96,29 @@ def record_click(
     search_id: str,
     doc_id: str,
     *,
-    dwell: float | None = None,
+    dwell_seconds: float | None = None,
     grade: int | None = None,
+    user_id: str | None = None,
+    dwell: float | None = None,
     user: str | None = None,
 ) -> bool:
-    """Store that ``user`` opened ``doc_id`` from search ``search_id``.
+    """Store that ``user_id`` opened ``doc_id`` from search ``search_id``.
 
     Returns True if stored, False if that click was already stored (clicks are idempotent per
     search and document). Raises a :class:`~clicktune.adapters.errors.FeedbackError` subclass, storing
     nothing, for an unknown search, a document that search did not show, a malformed id, a negative
-    dwell, a grade out of range or a click past the click window.
+    dwell, a grade out of range, a field given under both its names or a click past the click window.
     """
     log = default_click_log()
     try:
-        return log.record_click(search_id, doc_id, dwell=dwell, grade=grade, user=user)
+        return log.record_click(search_id, doc_id, dwell_seconds=dwell_seconds, grade=grade, user_id=user_id,
+                                dwell=dwell, user=user)
     except UnknownSearchError as exc:
         raise _hinted(exc, log) from exc
 
 
-def record_clicks(clicks: Iterable[Mapping[str, Any]]) -> list[bool]:
-    """Several clicks (keys: search_id, doc_id, dwell, grade, user); one bad click stores none."""
+def record_clicks(clicks: Iterable[ClickInput | Mapping[str, Any]]) -> list[bool]:
+    """Several clicks (``ClickInput`` objects or mappings of its fields); one bad click stores none."""
     log = default_click_log()
     try:
         return log.record_clicks(clicks)
@@ -118,13 +127,15 @@ def record_clicks(clicks: Iterable[Mapping[str, Any]]) -> list[bool]:
 
 
 async def arecord_click(
-    search_id: str, doc_id: str, *, dwell: float | None = None, grade: int | None = None, user: str | None = None,
+    search_id: str, doc_id: str, *, dwell_seconds: float | None = None, grade: int | None = None,
+    user_id: str | None = None, dwell: float | None = None, user: str | None = None,
 ) -> bool:
     """:func:`record_click` for async apps: runs it in the default executor, so the event loop never waits."""
-    return await run_in_executor(None, record_click, search_id, doc_id, dwell=dwell, grade=grade, user=user)
+    return await run_in_executor(None, record_click, search_id, doc_id, dwell_seconds=dwell_seconds, grade=grade,
+                                 user_id=user_id, dwell=dwell, user=user)
 
 
-async def arecord_clicks(clicks: Iterable[Mapping[str, Any]]) -> list[bool]:
+async def arecord_clicks(clicks: Iterable[ClickInput | Mapping[str, Any]]) -> list[bool]:
     """:func:`record_clicks` for async apps (in the default executor)."""
     return await run_in_executor(None, record_clicks, list(clicks))
 
@@ -135,23 +146,28 @@ class StoreClicks:
     feedback: ClickLog
 
     def record_click(
-        self, search_id: str, doc_id: str, *, dwell: float | None = None, grade: int | None = None,
-        user: str | None = None,
+        self, search_id: str, doc_id: str, *, dwell_seconds: float | None = None, grade: int | None = None,
+        user_id: str | None = None, dwell: float | None = None, user: str | None = None,
     ) -> bool:
-        """Report that a user opened ``doc_id`` from search ``search_id``; True if newly stored."""
-        return self.feedback.record_click(search_id, doc_id, dwell=dwell, grade=grade, user=user)
+        """Report that a user opened ``doc_id`` from search ``search_id``; True if newly stored.
 
-    def record_clicks(self, clicks: list[dict[str, Any]]) -> list[bool]:
-        """Several clicks at once, all or nothing (keys: search_id, doc_id, dwell, grade, user)."""
+        ``dwell`` and ``user`` are the older names of ``dwell_seconds`` and ``user_id``.
+        """
+        return self.feedback.record_click(search_id, doc_id, dwell_seconds=dwell_seconds, grade=grade,
+                                          user_id=user_id, dwell=dwell, user=user)
+
+    def record_clicks(self, clicks: Iterable[ClickInput | Mapping[str, Any]]) -> list[bool]:
+        """Several clicks at once, all or nothing (``ClickInput`` objects or mappings of its fields)."""
         return self.feedback.record_clicks(clicks)
 
     async def arecord_click(
-        self, search_id: str, doc_id: str, *, dwell: float | None = None, grade: int | None = None,
-        user: str | None = None,
+        self, search_id: str, doc_id: str, *, dwell_seconds: float | None = None, grade: int | None = None,
+        user_id: str | None = None, dwell: float | None = None, user: str | None = None,
     ) -> bool:
         """:meth:`record_click` for async apps (in the default executor)."""
-        return await run_in_executor(None, self.record_click, search_id, doc_id, dwell=dwell, grade=grade, user=user)
+        return await run_in_executor(None, self.record_click, search_id, doc_id, dwell_seconds=dwell_seconds,
+                                     grade=grade, user_id=user_id, dwell=dwell, user=user)
 
-    async def arecord_clicks(self, clicks: list[dict[str, Any]]) -> list[bool]:
+    async def arecord_clicks(self, clicks: Iterable[ClickInput | Mapping[str, Any]]) -> list[bool]:
         """:meth:`record_clicks` for async apps (in the default executor)."""
         return await run_in_executor(None, self.record_clicks, list(clicks))

@@ -1,8 +1,12 @@
 """An optional HTTP endpoint for browser click beacons (``pip install clicktune[server]``).
 
-``POST /clicks`` takes one click or a list of them as JSON; with a token configured it wants
-``Authorization: Bearer <token>``. Bad input gets a 4xx with ``{"error": ..., "detail": ...}`` and
-stores nothing. ``GET /healthz`` is always open: it is a liveness probe and reveals nothing.
+``POST /clicks`` takes one click or a list of them as JSON, each a ``ClickInput``
+(``adapters/clicklog/clicks.py``: the same model and validation as ``record_click``); with a token
+configured it wants ``Authorization: Bearer <token>``. Bad input gets a 4xx with
+``{"error": ..., "detail": ...}`` and stores nothing: a click that is not shaped like one (a field
+missing or unknown) is a 422 ``ValidationError`` listing each problem; a bad value is a 422 named
+after the error ``record_click`` raises for it (``MalformedIdError``, ``InvalidDwellError``, ...);
+an unknown search is a 404. ``GET /healthz`` is always open: it is a liveness probe and reveals nothing.
 
 Auth and the body-size limit live on the route (a FastAPI security dependency and a capped read of
 the request stream), not in a middleware matching ``request.url.path``: a path check misses when the
@@ -19,29 +23,13 @@ import hmac
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-
-from clicktune.adapters.clicklog import ClickLog
-from clicktune.adapters.errors import FeedbackError, UnknownSearchError
-from clicktune.adapters.limits import MAX_DOC_ID_LENGTH, MAX_USER_ID_LENGTH
+from clicktune.adapters.clicklog import ClickInput, ClickLog
+from clicktune.adapters.errors import FeedbackError, InvalidClickError, UnknownSearchError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
 MAX_CLICKS_PER_REQUEST = 100
-
-
-class ClickBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    search_id: Annotated[str, Field(min_length=1, max_length=64)]
-    doc_id: Annotated[str, Field(min_length=1, max_length=MAX_DOC_ID_LENGTH)]
-    dwell: float | None = None
-    grade: int | None = None
-    user: Annotated[str | None, Field(max_length=MAX_USER_ID_LENGTH)] = None
-
-
-_CLICK_LIST = TypeAdapter(list[ClickBody])
 
 
 class ClickHTTPError(Exception):
@@ -53,15 +41,12 @@ class ClickHTTPError(Exception):
         self.status, self.error, self.detail, self.headers = status, error, detail, headers
 
 
-def _validation_detail(exc: ValidationError, prefix: tuple[Any, ...] = ("body",)) -> list[dict[str, Any]]:
-    return [{"loc": [*prefix, *e.get("loc", ())], "msg": e.get("msg")} for e in exc.errors()]
-
-
-def parse_clicks(raw: bytes) -> list[ClickBody]:
-    """Decode and validate a ``POST /clicks`` body: one click object or a non-empty list of them.
+def decode_clicks(raw: bytes) -> tuple[list[Any], bool]:
+    """Decode a ``POST /clicks`` body: the clicks it holds, and whether it was a list.
 
     The route reads the body itself (to cap it while streaming), so this replaces FastAPI's body
-    parsing; a list is length-checked before validation so a huge batch costs no model building.
+    parsing; a list is length-checked here, before any click is validated. Validating the clicks
+    is ``ClickLog.record_clicks``'s job (``ClickInput``), the same as for a Python caller.
     """
     try:
         data = json.loads(raw)
@@ -74,12 +59,13 @@ def parse_clicks(raw: bytes) -> list[ClickBody]:
         if len(data) > MAX_CLICKS_PER_REQUEST:
             detail = f"at most {MAX_CLICKS_PER_REQUEST} clicks per request"
             raise ClickHTTPError(413, "PayloadTooLarge", detail)
-    try:
-        if isinstance(data, list):
-            return _CLICK_LIST.validate_python(data)
-        return [ClickBody.model_validate(data)]
-    except ValidationError as exc:
-        raise ClickHTTPError(422, "ValidationError", _validation_detail(exc)) from None
+    return (data, True) if isinstance(data, list) else ([data], False)
+
+
+def _shape_detail(exc: InvalidClickError, in_list: bool) -> list[dict[str, Any]]:
+    """``InvalidClickError``'s problems located in the body, as FastAPI would locate them."""
+    where = ["body", *([exc.index if exc.index is not None else 0] if in_list else [])]
+    return [{"loc": [*where, *e["loc"]], "msg": e["msg"]} for e in exc.errors] or [{"loc": where, "msg": str(exc)}]
 
 
 def create_click_app(
@@ -158,7 +144,7 @@ def create_click_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    schema = ClickBody.model_json_schema()
+    schema = ClickInput.model_json_schema()
     body_doc = {"required": True, "content": {"application/json": {"schema": {
         "anyOf": [schema, {"type": "array", "items": schema,
                            "minItems": 1, "maxItems": MAX_CLICKS_PER_REQUEST}],
@@ -169,10 +155,12 @@ def create_click_app(
     # and /openapi.json failed with PydanticUserError; annotations are now evaluated eagerly too.
     @app.post("/clicks", dependencies=guarded, response_model=None, openapi_extra={"requestBody": body_doc})
     async def post_clicks(request: Request) -> JSONResponse:
-        clicks = parse_clicks(await read_body(request))
+        clicks, in_list = decode_clicks(await read_body(request))
         try:
             # the click log is synchronous (SQL); keep it off the event loop
-            stored = await run_in_threadpool(log.record_clicks, [c.model_dump() for c in clicks])
+            stored = await run_in_threadpool(log.record_clicks, clicks)
+        except InvalidClickError as exc:
+            return error(422, "ValidationError", _shape_detail(exc, in_list))
         except UnknownSearchError as exc:
             return error(404, type(exc).__name__, str(exc))
         except FeedbackError as exc:

@@ -1,6 +1,7 @@
 """The click log: impressions, clicks, the cross-process retrain lock and run history (SQLAlchemy)."""
 
 from clicktune.adapters.clicklog.challengers import ChallengerLog
+from clicktune.adapters.clicklog.clicks import ClickInput, parse_click, parse_clicks
 from clicktune.adapters.clicklog.logger import ImpressionLogger
 from clicktune.adapters.clicklog.records import (
     Challenger,
@@ -12,4 +13,7 @@ from clicktune.adapters.clicklog.records import (
 )
 from clicktune.adapters.clicklog.store import ClickLog
 
-__all__ = ["Challenger", "ChallengerLog", "Click", "ClickLog", "InterleavedSearch", "FeedbackEvent", "Impression", "ImpressionLogger", "ShownResult"]
+__all__ = [
+    "Challenger", "ChallengerLog", "Click", "ClickInput", "ClickLog", "FeedbackEvent", "Impression",
+    "ImpressionLogger", "InterleavedSearch", "ShownResult", "parse_click", "parse_clicks",
+]

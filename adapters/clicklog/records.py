@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from clicktune.adapters.clicklog.clicks import ClickInput
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -40,12 +42,14 @@ class Impression(BaseModel):
     challenge_id: int | None = None
 
 
-class Click(BaseModel):
-    search_id: str
-    doc_id: str
-    dwell_seconds: float | None = None
-    grade: int | None = None
-    user_id: str | None = None
+class Click(ClickInput):
+    """A stored click: the validated :class:`ClickInput` plus when the log stored it.
+
+    The log reads stored clicks back with ``model_construct`` (no validation): every row was
+    validated on the way in, and re-checking each one the miner reads would cost time and let one
+    old row (stored before a limit existed) stop all mining.
+    """
+
     created_at: datetime = Field(default_factory=utcnow)
 
 

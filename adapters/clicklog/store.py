@@ -7,8 +7,6 @@ with "database is locked". Any other SQLAlchemy URL (PostgreSQL) works unchanged
 
 from __future__ import annotations
 
-import math
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,18 +18,15 @@ from sqlalchemy.engine import make_url
 
 from clicktune.adapters.clicklog import schema as t
 from clicktune.adapters.clicklog.challengers import ChallengerLog
+from clicktune.adapters.clicklog.clicks import ClickInput, parse_clicks
 from clicktune.adapters.clicklog.records import Click, FeedbackEvent, Impression, ShownResult, utcnow
 from clicktune.adapters.errors import (
     ClickWindowExpiredError,
     ConfigurationError,
     DocNotShownError,
-    FeedbackError,
-    InvalidDwellError,
-    InvalidGradeError,
-    MalformedIdError,
     UnknownSearchError,
 )
-from clicktune.adapters.limits import check_doc_id, check_session_id, check_user_id
+from clicktune.adapters.limits import check_doc_id, check_search_id, check_session_id, check_user_id
 from clicktune.adapters.settings import ClicktuneSettings
 
 
@@ -110,7 +105,7 @@ class ClickLog:
     # Impressions -------------------------------------------------------------------------------
     def log_impression(self, impression: Impression) -> None:
         """Store one search; an id the columns cannot hold is refused the same on every backend."""
-        _check_search_id(impression.search_id)
+        check_search_id(impression.search_id)
         check_user_id(impression.user_id)
         check_session_id(impression.session_id)
         for result in impression.results:
@@ -147,31 +142,31 @@ class ClickLog:
         search_id: str,
         doc_id: str,
         *,
-        dwell: float | None = None,
+        dwell_seconds: float | None = None,
         grade: int | None = None,
+        user_id: str | None = None,
+        dwell: float | None = None,
         user: str | None = None,
         now: datetime | None = None,
     ) -> bool:
-        """Store one click; True if new, False if this (search, doc) click was already stored."""
-        return self.record_clicks([{"search_id": search_id, "doc_id": doc_id, "dwell": dwell, "grade": grade,
-                                    "user": user}], now=now)[0]
+        """Store one click; True if new, False if this (search, doc) click was already stored.
 
-    def record_clicks(self, clicks: Iterable[Mapping[str, Any]], *, now: datetime | None = None) -> list[bool]:
-        """All or nothing: every click is validated before any is written; one bad click stores none."""
+        ``dwell`` and ``user`` are the older names of ``dwell_seconds`` and ``user_id``; give one of each.
+        """
+        fields = {"dwell_seconds": dwell_seconds, "dwell": dwell, "grade": grade, "user_id": user_id, "user": user}
+        click = {"search_id": search_id, "doc_id": doc_id, **{k: v for k, v in fields.items() if v is not None}}
+        return self.record_clicks([click], now=now)[0]
+
+    def record_clicks(
+        self, clicks: Iterable[ClickInput | Mapping[str, Any]], *, now: datetime | None = None,
+    ) -> list[bool]:
+        """All or nothing: every click is validated (:class:`ClickInput`) before any is written; one bad
+        click stores none. Mappings use ``ClickInput``'s field names or their older aliases."""
         now = now or utcnow()
-        batch = [dict(c) for c in clicks]
-        for i, click in enumerate(batch):
-            try:
-                _check_search_id(click.get("search_id"))
-                _check_doc_id(click.get("doc_id"))
-                check_user_id(click.get("user"))
-                _check_dwell(click.get("dwell"))
-                _check_grade(click.get("grade"), self.max_grade)
-            except FeedbackError as exc:
-                raise type(exc)(f"click {i}: {exc}" if len(batch) > 1 else str(exc)) from None
+        batch = parse_clicks(clicks, max_grade=self.max_grade)
         stored: list[bool] = []
         with self.engine.begin() as conn:
-            search_ids = sorted({c["search_id"] for c in batch})
+            search_ids = sorted({c.search_id for c in batch})
             found = {r.search_id: r.created_at for r in conn.execute(
                 select(t.impressions.c.search_id, t.impressions.c.created_at)
                 .where(t.impressions.c.search_id.in_(search_ids)))}
@@ -181,22 +176,22 @@ class ClickLog:
                 shown.setdefault(r.search_id, set()).add(r.doc_id)
             for i, click in enumerate(batch):
                 prefix = f"click {i}: " if len(batch) > 1 else ""
-                created = found.get(click["search_id"])
+                created = found.get(click.search_id)
                 if created is None:
-                    raise UnknownSearchError(f"{prefix}no search {click['search_id']} was logged; pass the "
+                    raise UnknownSearchError(f"{prefix}no search {click.search_id} was logged; pass the "
                                              "metadata['clicktune']['search_id'] of a result this app returned")
-                if click["doc_id"] not in shown.get(click["search_id"], set()):
-                    raise DocNotShownError(f"{prefix}document {click['doc_id']!r} was not shown by search "
-                                           f"{click['search_id']}; pass the Document.id of one of its results")
+                if click.doc_id not in shown.get(click.search_id, set()):
+                    raise DocNotShownError(f"{prefix}document {click.doc_id!r} was not shown by search "
+                                           f"{click.search_id}; pass the Document.id of one of its results")
                 if now - created > self.click_window:
                     raise ClickWindowExpiredError(
-                        f"{prefix}search {click['search_id']} is {now - created} old, past the click window of "
+                        f"{prefix}search {click.search_id} is {now - created} old, past the click window of "
                         f"{self.click_window}; late clicks are not trusted as feedback"
                     )
             for click in batch:
                 inserted = self._insert_ignore(conn, t.clicks, [{
-                    "search_id": click["search_id"], "doc_id": click["doc_id"], "created_at": now,
-                    "dwell_seconds": click.get("dwell"), "grade": click.get("grade"), "user_id": click.get("user"),
+                    "search_id": click.search_id, "doc_id": click.doc_id, "created_at": now,
+                    "dwell_seconds": click.dwell_seconds, "grade": click.grade, "user_id": click.user_id,
                 }], ["search_id", "doc_id"])
                 stored.append(inserted == 1)
         return stored
@@ -247,7 +242,7 @@ class ClickLog:
                 clicks: dict[str, list[Click]] = {}
                 for c in conn.execute(select(t.clicks).where(t.clicks.c.search_id.in_(ids))
                                       .order_by(t.clicks.c.created_at, t.clicks.c.id)).mappings():
-                    clicks.setdefault(c["search_id"], []).append(Click(
+                    clicks.setdefault(c["search_id"], []).append(Click.model_construct(
                         search_id=c["search_id"], doc_id=c["doc_id"], dwell_seconds=c["dwell_seconds"],
                         grade=c["grade"], user_id=c["user_id"], created_at=c["created_at"]))
             for row in rows:
@@ -262,7 +257,20 @@ class ClickLog:
                 "clicks": int(conn.execute(select(func.count()).select_from(t.clicks)).scalar() or 0),
             }
 
-
+    def window_counts(self, since: datetime | None = None, *, alias: str | None = None) -> dict[str, int]:
+        """Searches logged since ``since`` and the clicks on them: the window the miner reads (by search
+        time, as :meth:`iter_feedback`), so an operator sees how much feedback the next run has."""
+        searches = select(t.impressions.c.search_id)
+        if alias is not None:
+            searches = searches.where(t.impressions.c.alias == alias)
+        if since is not None:
+            searches = searches.where(t.impressions.c.created_at >= since)
+        searches = searches.subquery()
+        with self.engine.connect() as conn:
+            impressions = conn.execute(select(func.count()).select_from(searches)).scalar()
+            clicks = conn.execute(select(func.count()).select_from(t.clicks).where(
+                t.clicks.c.search_id.in_(select(searches.c.search_id)))).scalar()
+        return {"impressions": int(impressions or 0), "clicks": int(clicks or 0)}
 
     # The retrain lock (a lease) ------------------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, lease_seconds: float) -> bool:
@@ -327,33 +335,3 @@ def _impression(row: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) ->
                  for r in results],
     )
 
-
-def _check_search_id(value: Any) -> None:
-    try:
-        uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        raise MalformedIdError(
-            f"search id {value!r} is not a UUID; use metadata['clicktune']['search_id'] of a result") from None
-    if not isinstance(value, str):
-        raise MalformedIdError(f"search id must be a string, got {type(value).__name__}")
-
-
-def _check_doc_id(value: Any) -> None:
-    try:
-        check_doc_id(value)
-    except MalformedIdError as exc:
-        raise MalformedIdError(f"{exc} (the Document.id of a result)") from None
-
-
-def _check_dwell(value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise InvalidDwellError(f"dwell {value!r} must be a finite number of seconds >= 0, or None")
-
-
-def _check_grade(value: Any, max_grade: int) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= max_grade:
-        raise InvalidGradeError(f"grade {value!r} must be an integer from 0 to {max_grade}, or None")
