@@ -3,6 +3,10 @@
 Exit codes scripts can rely on: 0 success, 1 an error the operator can fix (one line
 ``clicktune: error: ...`` on stderr, no traceback unless --debug or CLICKTUNE_DEBUG=1; see
 ``cli_errors``), 2 bad usage (Typer's own), 3 another process holds the alias's lock.
+
+Imports are lazy: a command imports what it needs (Qdrant client, SQLAlchemy, training) inside its
+body, so ``clicktune --help`` loads Typer and Rich only, and ``status`` never loads torch or
+sentence-transformers.
 """
 
 from __future__ import annotations
@@ -11,16 +15,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from clicktune.adapters import ClicktuneSettings
-from clicktune.adapters.clicklog import ClickLog
-from clicktune.adapters.qdrant import IndexHandle, close_shared_clients
-from clicktune.scheduler.cli_errors import configure_logging, error_line, reported_here
+if TYPE_CHECKING:
+    from clicktune.adapters import ClicktuneSettings
+    from clicktune.adapters.qdrant import IndexHandle
 
 app = typer.Typer(help="clicktune: retrieval that improves from clicks.", no_args_is_help=True, add_completion=False)
 console = Console(soft_wrap=True)
@@ -43,90 +45,33 @@ def _main(
     home: Annotated[str | None, typer.Option("--home", help="clicktune home folder (CLICKTUNE_HOME).")] = None,
     alias: Annotated[str | None, typer.Option("--alias", help="Collection alias (CLICKTUNE_COLLECTION_ALIAS).")] = None,
 ) -> None:
+    from clicktune.adapters import ClicktuneSettings
+    from clicktune.scheduler.cli_errors import configure_logging
+
     _State.debug = debug
-    configure_logging(debug)
     overrides = {k: v for k, v in {"home": home, "collection_alias": alias}.items() if v is not None}
     _State.settings = ClicktuneSettings(**overrides)  # type: ignore[arg-type]
+    configure_logging(debug, _State.settings.log_level)  # --debug wins over log_level
 
 
 def _handle() -> IndexHandle:
+    from clicktune.adapters.qdrant import IndexHandle
+
     assert _State.settings is not None
     return IndexHandle.from_settings(_State.settings)
 
 
-def _status_data(handle: IndexHandle) -> dict:
-    live = handle.collections.live()
-    pointer = handle.registry.pointer()
-    log = ClickLog.from_settings(handle.settings)
-    last = log.last_run()
-    return {
-        "clicks_total": log.count_clicks(),
-        "clicks_since_last_run": log.count_clicks(since=last["started_at"] if last else None),
-        "last_runs": [
-            {"started_at": r["started_at"], "status": r["status"], "reason": r["outcome"].get("reason"),
-             "candidate": r["outcome"].get("candidate")}
-            for r in log.runs(limit=5)
-        ],
-        "alias": handle.collections.alias,
-        "alias_target": live.collection if live else None,
-        "current_version": pointer.version if pointer else None,
-        "previous_version": pointer.previous if pointer else None,
-        "collections": [
-            {"collection": c.collection, "version": c.version, "points": handle.collections.count(c.collection)}
-            for c in handle.collections.versions()
-        ],
-        "versions": [
-            {k: row.get(k) for k in ("version", "status", "parent", "created_at", "embedding_dim", "index_precision")}
-            for row in handle.registry.describe()
-        ],
-        "challenger": _challenger_data(handle, log),
-    }
-
-
-def _challenger_data(handle: IndexHandle, log) -> dict | None:  # noqa: ANN001
-    from clicktune.scheduler.challenger import ChallengerPhase
-
-    phase = ChallengerPhase(handle, log)
-    running = phase.active()
-    if running is None:
-        return None
-    verdict = phase.judge(running)
-    return {"id": running.id, "champion": running.champion_version, "challenger": running.challenger_version,
-            "started_at": running.started_at, "interleave_share": running.interleave_share, **verdict.as_dict()}
-
-
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """Alias target, model versions and point counts."""
-    data = _status_data(_handle())
+    """Alias target, versions, point counts, feedback, lock, next run and any challenger (creates nothing)."""
+    from clicktune.scheduler.cli_status import print_status, status_data
+
+    assert _State.settings is not None
+    data = status_data(_State.settings)
     if as_json:
         console.print_json(json.dumps(data, default=str))
         return
-    console.print(f"alias [bold]{data['alias']}[/] -> {data['alias_target'] or '(none yet)'}")
-    console.print(f"CURRENT model {data['current_version'] or '(none yet)'}; previous {data['previous_version'] or '-'}")
-    table = Table("collection", "version", "points")
-    for row in data["collections"]:
-        table.add_row(row["collection"], row["version"], str(row["points"]))
-    console.print(table)
-    versions = Table("version", "status", "parent", "created", "dim", "indexed in")
-    for row in data["versions"]:
-        versions.add_row(row["version"], row["status"], row["parent"] or "-", str(row["created_at"])[:19],
-                         str(row["embedding_dim"]), row["index_precision"] or "-")
-    console.print(versions)
-    challenger = data["challenger"]
-    if challenger:
-        console.print(
-            f"challenger [bold]{challenger['challenger']}[/] vs champion {challenger['champion']} since "
-            f"{str(challenger['started_at'])[:19]} ({challenger['interleave_share']:.0%} of searches interleaved): "
-            f"{challenger['searches']} searches, {challenger['wins']} wins, {challenger['losses']} losses, "
-            f"{challenger['ties']} ties, z {challenger['z']:+.2f} (boundary ±{challenger['boundary']:.2f}); "
-            f"{challenger['reason']}"
-        )
-    else:
-        console.print("challenger: none running")
-    console.print(f"clicks: {data['clicks_total']} total, {data['clicks_since_last_run']} since the last run")
-    for run in data["last_runs"]:
-        console.print(f"  {str(run['started_at'])[:19]}  {run['status']:<9} {run['candidate'] or '-':<6} {run['reason']}")
+    print_status(data, console)
 
 
 @app.command()
@@ -138,6 +83,7 @@ def retrain(
     Exit code 0 when the tick ran (challenger, running, promoted, dropped, rejected or skipped), 3 when
     another process holds the alias's lock, 1 when a step failed (alias and CURRENT are then unchanged).
     """
+    from clicktune.scheduler.cli_errors import reported_here
     from clicktune.scheduler.loop import RetrainLoop
 
     assert _State.settings is not None
@@ -157,19 +103,35 @@ def evaluate(
     golden: Annotated[str | None, typer.Option("--golden", help="BEIR folder (queries.jsonl, qrels/).")] = None,
     split: Annotated[str, typer.Option("--split", help="qrels split of the golden folder.")] = "test",
 ) -> None:
-    """Score the live collection: on the golden set if given, else on the held-out click queries."""
+    """Score the live collection: on the golden set if given, else on the held-out click queries.
+
+    Exit code 1 when there is no query to score (no held-out click query yet, or an empty split).
+    """
     from clicktune.adapters.clicklog import ClickLog
+    from clicktune.scheduler.cli_errors import NothingToScoreError
+    from clicktune.scheduler.cli_status import require_setup
     from clicktune.scheduler.evaluation import EvalSet, evaluate_collection
     from clicktune.scheduler.miner import MiningConfig, mine_feedback
 
+    assert _State.settings is not None
+    require_setup(_State.settings)
     handle = _handle()
     live = handle.collections.require_live()
     if golden:
         eval_set = EvalSet.from_beir(golden, split=split)
+        if not eval_set.queries:
+            raise NothingToScoreError(f"nothing to score: the golden set {golden} has no query with a relevant "
+                                      f"document in split {split!r}; check --golden and --split")
     else:
+        window = handle.settings.feedback_window_days
         mined = mine_feedback(ClickLog.from_settings(handle.settings), lambda ids: {i: "" for i in ids},
-                              MiningConfig(window_days=handle.settings.feedback_window_days))
+                              MiningConfig(window_days=window), alias=handle.collections.alias)
         eval_set = EvalSet(mined.eval_queries, mined.eval_relevant, judged=mined.eval_judged)
+        if not eval_set.queries:
+            raise NothingToScoreError(
+                "nothing to score: no held-out click query" + (f" in the last {window:g} days" if window else "")
+                + f" ({mined.stats.get('clicks', 0)} clicks mined; held-out queries are a fixed share of the clicked "
+                "queries); collect more clicks, or pass --golden with a BEIR folder")
     scores = evaluate_collection(handle.client, live.collection, handle.encoder(live.version), eval_set)
     console.print_json(json.dumps({"collection": live.collection, "set": eval_set.name, **scores.as_dict()}))
 
@@ -177,6 +139,8 @@ def evaluate(
 @app.command()
 def history() -> None:
     """Every decision: offline checks and challenger phases, oldest first."""
+    from rich.table import Table
+
     handle = _handle()
     table = Table("version", "status", "parent", "created", "pairs", "decision", "champion", "detail")
     for row in handle.registry.describe():
@@ -240,10 +204,19 @@ def reindex(
     version: Annotated[str, typer.Option("--version", "-v", help="Registered model version, e.g. v0003.")],
 ) -> None:
     """Build <alias>__<version> from the live collection, verify it, swap the alias, promote CURRENT."""
+    from contextlib import nullcontext
+
+    from clicktune.scheduler.cli_progress import CopyProgress
     from clicktune.scheduler.reindex import BlueGreenReindexer
 
     with _exclusive("re-index") as handle:
-        report = BlueGreenReindexer(handle, guard=_State.guard).run(version)
+        reindexer = BlueGreenReindexer(handle, guard=_State.guard)
+        live = handle.collections.live()
+        # No TTY, no bar: log the copy's progress at INFO instead (the reindexer reports a missing alias).
+        progress = (nullcontext() if reindexer.show_progress or live is None
+                    else CopyProgress(handle.client, live.collection, handle.collections.name_for(version)))
+        with progress:
+            report = reindexer.run(version)
     console.print(
         f"{report.source} -> {report.target}: {report.points} points, {report.replayed} replayed, "
         f"{report.seconds.get('total', 0):.1f}s; alias and CURRENT now {report.version}"
@@ -279,6 +252,7 @@ app.add_typer(challenger_app, name="challenger")
 
 
 def _end_challenger(decision: str) -> None:
+    from clicktune.adapters.clicklog import ClickLog
     from clicktune.adapters.errors import NoChallengerError
     from clicktune.scheduler.challenger import ChallengerPhase
 
@@ -320,13 +294,18 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_ERROR
     except Exception as exc:
+        from clicktune.scheduler.cli_errors import error_line
+
         message = error_line(exc, _State.settings)
         if message is None or _State.debug:
             raise
         _error(message)
         return EXIT_ERROR
     finally:
-        close_shared_clients()
+        if "clicktune.adapters.qdrant" in sys.modules:  # else no client was opened: don't import Qdrant to close none
+            from clicktune.adapters.qdrant import close_shared_clients
+
+            close_shared_clients()
     return 0
 
 

@@ -4,12 +4,16 @@ The command turns the errors an operator can fix (clicktune's own, a bad setting
 Qdrant folder, a Qdrant server or feedback database it cannot reach) into ``clicktune: error: ...``
 and exit code 1; anything else is a bug and keeps its traceback. ``--debug`` (or ``CLICKTUNE_DEBUG=1``)
 shows the traceback of every error.
+
+This module is imported by the commands, not with ``clicktune.scheduler.cli``, so that ``clicktune
+--help`` loads neither pydantic nor clicktune's adapters.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,6 +23,15 @@ from clicktune.adapters import ClicktuneError, ClicktuneSettings
 
 #: Settings the command line can also set, and the option that does.
 _OPTIONS = {"home": "--home", "collection_alias": "--alias"}
+
+
+class NothingHereError(ClicktuneError):
+    """A read-only command found no clicktune setup where the settings point (a misspelled or empty
+    home): it says so rather than print empty tables, and creates nothing there."""
+
+
+class NothingToScoreError(ClicktuneError):
+    """``clicktune eval`` has no query to score: an nDCG of 0.0 over 0 queries would read as a verdict."""
 
 
 def _squash(text: str) -> str:
@@ -80,20 +93,29 @@ def _database_message(exc: BaseException, settings: ClicktuneSettings | None) ->
 
 
 def _one(exc: BaseException, settings: ClicktuneSettings | None) -> str | None:
-    import httpx
-    from qdrant_client.http.exceptions import ApiException
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
     if isinstance(exc, ClicktuneError):
         return _squash(exc)
     if isinstance(exc, ValidationError) and exc.title == ClicktuneSettings.__name__:
         return _settings_message(exc)
     if _is_embedded_lock(exc):
         return _embedded_lock_message(exc, settings)
-    if isinstance(exc, (ApiException, httpx.TransportError)):
-        return _qdrant_message(exc, settings)
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return _database_message(exc, settings)
+    # A library's error means the library is loaded: never import one (a second, for the Qdrant client)
+    # only to find that an error is not its own.
+    if "qdrant_client" in sys.modules:
+        from qdrant_client.http.exceptions import ApiException
+
+        if isinstance(exc, ApiException):
+            return _qdrant_message(exc, settings)
+    if "httpx" in sys.modules:
+        import httpx
+
+        if isinstance(exc, httpx.TransportError):
+            return _qdrant_message(exc, settings)
+    if "sqlalchemy" in sys.modules:
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            return _database_message(exc, settings)
     return None
 
 
@@ -120,9 +142,18 @@ class _NoTraceback(logging.Formatter):
         return ""
 
 
-def configure_logging(debug: bool) -> None:
+def configure_logging(debug: bool, level: str = "INFO") -> None:
+    """clicktune's own loggers at ``level`` (the ``log_level`` setting), every other library's at WARNING;
+    ``--debug`` puts everything at DEBUG, whatever ``level`` says.
+
+    INFO is where the long steps (retrain, reindex) say what they are doing when no TTY shows a
+    progress bar (cron, a worker, CI). Other libraries stay at WARNING because some log routine
+    work at INFO (httpx logs every request to a Qdrant server).
+    """
     fmt = "%(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format=fmt)
+    logging.basicConfig(format=fmt)  # a stderr handler, unless the process configured logging itself
+    logging.getLogger().setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("clicktune").setLevel(logging.DEBUG if debug else level)
     if not debug:
         for handler in logging.getLogger().handlers:
             if type(handler) is logging.StreamHandler:

@@ -26,7 +26,8 @@ def _clicktune(home: Path, *args: str, **env: str) -> subprocess.CompletedProces
 def _assert_one_line_error(proc: subprocess.CompletedProcess, *hints: str) -> None:
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    lines = proc.stderr.splitlines()
+    # INFO lines are progress (log_level INFO, no TTY here); the error itself is one line.
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("INFO clicktune.")]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("clicktune: error: ")
     for hint in hints:

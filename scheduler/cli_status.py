@@ -1,0 +1,230 @@
+"""What ``clicktune status`` reads and prints: read-only, and it creates nothing.
+
+Opening the embedded parts the usual way creates them (the Qdrant folder, the registry's folders, the
+SQLite file and its tables), so a misspelled ``--home`` used to get an empty setup and empty tables
+with exit code 0. Here each local part is opened only if it is already there; when none is, the
+command says so in one line and exits 1 (``NothingHereError``). A Qdrant server or a non-SQLite
+feedback database is always asked: whether it is there is what the answer says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import make_url
+
+from clicktune.adapters.settings import ClicktuneSettings
+from clicktune.scheduler.cli_errors import NothingHereError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlalchemy import Engine
+
+    from clicktune.adapters.clicklog import ClickLog
+    from clicktune.adapters.qdrant import IndexHandle, VersionedCollections
+    from clicktune.adapters.registry import ModelRegistry
+
+
+@dataclass(frozen=True)
+class HomeParts:
+    """Which parts of a setup exist where the settings point; a server part always counts as there."""
+
+    qdrant: bool
+    registry: bool
+    feedback: bool
+
+    @classmethod
+    def of(cls, settings: ClicktuneSettings) -> HomeParts:
+        path = settings.resolved_qdrant_path
+        qdrant = path is None or (path != ":memory:" and Path(path).expanduser().is_dir())
+        url = make_url(settings.resolved_feedback_url)
+        if url.get_backend_name() == "sqlite":
+            feedback = bool(url.database) and url.database != ":memory:" and Path(url.database).expanduser().is_file()
+        else:
+            feedback = True
+        return cls(qdrant=qdrant, registry=settings.resolved_registry_dir.is_dir(), feedback=feedback)
+
+    @property
+    def missing(self) -> list[str]:
+        return [name for name in ("qdrant", "registry", "feedback") if not getattr(self, name)]
+
+
+def require_setup(settings: ClicktuneSettings) -> HomeParts:
+    """The parts that exist; :class:`NothingHereError` (exit 1) when none does."""
+    parts = HomeParts.of(settings)
+    if len(parts.missing) < 3:
+        return parts
+    home = settings.home.expanduser().resolve()
+    where = f"clicktune home {home}" + ("" if home.is_dir() else " (no such folder)")
+    raise NothingHereError(
+        f"nothing at {where}: no Qdrant folder {settings.resolved_qdrant_path}, no model registry "
+        f"{settings.resolved_registry_dir} and no feedback database {settings.resolved_feedback_url}; pass the "
+        "home your app uses with --home or CLICKTUNE_HOME (relative paths start from the current folder)"
+    )
+
+
+def status_data(settings: ClicktuneSettings) -> dict[str, Any]:
+    """Everything ``status`` shows, as JSON-ready data; reads only the parts that exist."""
+    parts = require_setup(settings)  # before importing the Qdrant client: a wrong home fails at once
+    from clicktune.adapters.clicklog import ClickLog
+    from clicktune.adapters.qdrant import IndexHandle, VersionedCollections, qdrant_client_from_settings
+    from clicktune.adapters.registry import ModelRegistry
+
+    alias = settings.collection_alias
+    registry = ModelRegistry.from_settings(settings) if parts.registry else None
+    client = qdrant_client_from_settings(settings) if parts.qdrant else None
+    collections = VersionedCollections(client, alias) if client is not None else None
+    handle = (IndexHandle.from_settings(settings, client=client, registry=registry)
+              if client is not None and registry is not None else None)
+    log = ClickLog.from_settings(settings) if parts.feedback else None
+    try:
+        return {
+            "home": str(settings.home.expanduser().resolve()),
+            "missing": parts.missing,
+            "alias": alias,
+            **_index_data(collections, registry),
+            **_feedback_data(settings, log),
+            "challenger": _challenger_data(handle, log) if handle is not None and log is not None else None,
+        }
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _index_data(collections: VersionedCollections | None, registry: ModelRegistry | None) -> dict[str, Any]:
+    live = collections.live() if collections is not None else None
+    pointer = registry.pointer() if registry is not None else None
+    return {
+        "alias_target": live.collection if live else None,
+        "current_version": pointer.version if pointer else None,
+        "previous_version": pointer.previous if pointer else None,
+        "collections": [
+            {"collection": c.collection, "version": c.version, "points": collections.count(c.collection)}
+            for c in collections.versions()
+        ] if collections is not None else [],
+        "versions": [
+            {k: row.get(k) for k in ("version", "status", "parent", "created_at", "embedding_dim", "index_precision")}
+            for row in registry.describe()
+        ] if registry is not None else [],
+    }
+
+
+def _feedback_data(settings: ClicktuneSettings, log: ClickLog | None) -> dict[str, Any]:
+    """Clicks, the feedback window, runs, the alias's lock and the stored schedule."""
+    days = settings.feedback_window_days
+    since = datetime.now(timezone.utc) - timedelta(days=days) if days else None
+    window: dict[str, Any] = {"days": days, "impressions": 0, "clicks": 0}
+    if log is None:
+        return {"clicks_total": 0, "clicks_since_last_run": 0, "last_runs": [], "feedback_window": window,
+                "lock": None, "schedule": _schedule(settings, None)}
+    from clicktune.scheduler.loop import lock_name
+
+    last = log.last_run()
+    holder = log.lock_holder(lock_name(settings.collection_alias))
+    return {
+        "clicks_total": log.count_clicks(),
+        "clicks_since_last_run": log.count_clicks(since=last["started_at"] if last else None),
+        "last_runs": [
+            {"started_at": r["started_at"], "status": r["status"], "reason": r["outcome"].get("reason"),
+             "candidate": r["outcome"].get("candidate")}
+            for r in log.runs(limit=5)
+        ],
+        "feedback_window": {**window, **log.window_counts(since, alias=settings.collection_alias)},
+        # The lock table keeps the holder and its lease's end, not when it was taken: the lease is
+        # renewed every lock_lease_seconds / 3 while the holder works.
+        "lock": {"name": lock_name(settings.collection_alias), "owner": holder[0], "lease_expires_at": holder[1]}
+        if holder else None,
+        "schedule": _schedule(settings, log.engine),
+    }
+
+
+def _schedule(settings: ClicktuneSettings, engine: Engine | None) -> dict[str, Any]:
+    """The configured trigger and the next run time the stored APScheduler job holds, if any."""
+    trigger = (f"cron {settings.schedule_cron!r}" if settings.schedule_cron
+               else f"every {settings.schedule_interval_minutes:g} min" if settings.schedule_interval_minutes
+               else None)
+    data: dict[str, Any] = {"trigger": trigger, "stored": False, "next_run_at": None}
+    if engine is None:
+        return data
+    from sqlalchemy import column, inspect, select, table
+
+    from clicktune.scheduler.jobs import JOB_ID, JOBS_TABLE
+
+    if not inspect(engine).has_table(JOBS_TABLE):
+        return data
+    jobs = table(JOBS_TABLE, column("id"), column("next_run_time"))
+    with engine.connect() as conn:
+        row = conn.execute(select(jobs.c.next_run_time).where(jobs.c.id == JOB_ID)).first()
+    if row is not None:
+        data["stored"] = True
+        if row.next_run_time is not None:  # NULL: the job is paused
+            data["next_run_at"] = datetime.fromtimestamp(float(row.next_run_time), tz=timezone.utc)
+    return data
+
+
+def _challenger_data(handle: IndexHandle, log: ClickLog) -> dict[str, Any] | None:
+    from clicktune.scheduler.challenger import ChallengerPhase
+
+    phase = ChallengerPhase(handle, log)
+    running = phase.active()
+    if running is None:
+        return None
+    verdict = phase.judge(running)
+    return {"id": running.id, "champion": running.champion_version, "challenger": running.challenger_version,
+            "started_at": running.started_at, "interleave_share": running.interleave_share, **verdict.as_dict()}
+
+
+def _when(value: Any) -> str:
+    return str(value)[:19] if value else "-"
+
+
+def print_status(data: dict[str, Any], console: Console) -> None:
+    """The human form of :func:`status_data`."""
+    from rich.table import Table
+
+    missing = {"qdrant": "no Qdrant folder", "registry": "no model registry", "feedback": "no feedback database"}
+    console.print(f"home {data['home']}" + "".join(f"; {missing[m]} yet" for m in data["missing"]))
+    console.print(f"alias [bold]{data['alias']}[/] -> {data['alias_target'] or '(none yet)'}")
+    console.print(f"CURRENT model {data['current_version'] or '(none yet)'}; previous {data['previous_version'] or '-'}")
+    table = Table("collection", "version", "points")
+    for row in data["collections"]:
+        table.add_row(row["collection"], row["version"], str(row["points"]))
+    console.print(table)
+    versions = Table("version", "status", "parent", "created", "dim", "indexed in")
+    for row in data["versions"]:
+        versions.add_row(row["version"], row["status"], row["parent"] or "-", _when(row["created_at"]),
+                         str(row["embedding_dim"]), row["index_precision"] or "-")
+    console.print(versions)
+    challenger = data["challenger"]
+    if challenger:
+        console.print(
+            f"challenger [bold]{challenger['challenger']}[/] vs champion {challenger['champion']} since "
+            f"{_when(challenger['started_at'])} ({challenger['interleave_share']:.0%} of searches interleaved): "
+            f"{challenger['searches']} searches, {challenger['wins']} wins, {challenger['losses']} losses, "
+            f"{challenger['ties']} ties, z {challenger['z']:+.2f} (boundary ±{challenger['boundary']:.2f}); "
+            f"{challenger['reason']}"
+        )
+    else:
+        console.print("challenger: none running")
+    window = data["feedback_window"]
+    span = f"last {window['days']:g} days" if window["days"] else "all time"
+    console.print(f"feedback window ({span}): {window['impressions']} searches, {window['clicks']} clicks "
+                  f"on alias {data['alias']}")
+    lock = data["lock"]
+    console.print(f"lock: held by {lock['owner']} (lease runs to {_when(lock['lease_expires_at'])} UTC, renewed "
+                  "while it works)" if lock else "lock: free")
+    schedule = data["schedule"]
+    if schedule["next_run_at"]:
+        late = schedule["next_run_at"] < datetime.now(timezone.utc)
+        console.print(f"next run: {_when(schedule['next_run_at'])} UTC ({schedule['trigger']})"
+                      + ("; overdue: is `clicktune worker` or the app's loop running?" if late else ""))
+    elif schedule["stored"]:
+        console.print(f"next run: none, the stored job is paused ({schedule['trigger']})")
+    else:
+        console.print("next run: not scheduled (no `clicktune worker` or in-app loop has stored its job)")
+    console.print(f"clicks: {data['clicks_total']} total, {data['clicks_since_last_run']} since the last run")
+    for run in data["last_runs"]:
+        console.print(f"  {_when(run['started_at'])}  {run['status']:<9} {run['candidate'] or '-':<6} {run['reason']}")
