@@ -71,6 +71,8 @@ def test_failed_retrain_is_one_line_and_exit_1_and_debug_shows_the_traceback(hom
 
     proc = _clicktune(home, "retrain", "--force", CLICKTUNE_FAIL_AT="mine")
     _assert_one_line_error(proc, "retrain failed, alias and CURRENT unchanged", "failure injected at step 'mine'")
+    # no TTY here: the steps are logged at INFO (the log_level setting's default) instead of being silent
+    assert "INFO clicktune.scheduler.loop: retrain step mine ..." in proc.stderr
 
     debug = _clicktune(home, "retrain", "--force", CLICKTUNE_FAIL_AT="mine", CLICKTUNE_DEBUG="1")
     assert debug.returncode == 1 and "Traceback" in debug.stderr
