@@ -97,8 +97,11 @@ def status_data(settings: ClicktuneSettings) -> dict[str, Any]:
 def _index_data(collections: VersionedCollections | None, registry: ModelRegistry | None) -> dict[str, Any]:
     live = collections.live() if collections is not None else None
     pointer = registry.pointer() if registry is not None else None
+    others = sorted({a.alias_name for a in collections.client.get_aliases().aliases} - {collections.alias}
+                    ) if collections is not None and live is None else []
     return {
         "alias_target": live.collection if live else None,
+        "other_aliases": others,  # only when this alias has none: a misspelled --alias shows the right one
         "current_version": pointer.version if pointer else None,
         "previous_version": pointer.previous if pointer else None,
         "collections": [
@@ -187,7 +190,8 @@ def print_status(data: dict[str, Any], console: Console) -> None:
 
     missing = {"qdrant": "no Qdrant folder", "registry": "no model registry", "feedback": "no feedback database"}
     console.print(f"home {data['home']}" + "".join(f"; {missing[m]} yet" for m in data["missing"]))
-    console.print(f"alias [bold]{data['alias']}[/] -> {data['alias_target'] or '(none yet)'}")
+    others = f"; aliases on this Qdrant: {', '.join(data['other_aliases'])}, pick one with --alias" if data["other_aliases"] else ""
+    console.print(f"alias [bold]{data['alias']}[/] -> {data['alias_target'] or f'(none yet{others})'}")
     console.print(f"CURRENT model {data['current_version'] or '(none yet)'}; previous {data['previous_version'] or '-'}")
     table = Table("collection", "version", "points")
     for row in data["collections"]:

@@ -177,6 +177,16 @@ def test_status_says_the_lock_is_free_and_nothing_is_scheduled(cli_home: Path, c
     assert "lock: free" in out and "next run: not scheduled" in out and "challenger: none running" in out
 
 
+def test_status_of_a_misspelled_alias_names_the_aliases_there(cli_home: Path, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert main(["--home", str(cli_home), "--alias", "dcos", "status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["alias_target"], status["other_aliases"]) == (None, ["docs"])
+    assert main(["--home", str(cli_home), "--alias", "dcos", "status"]) == 0
+    assert "alias dcos -> (none yet; aliases on this Qdrant: docs, pick one with --alias)" in capsys.readouterr().out
+    assert _status(cli_home, capsys)["other_aliases"] == []
+
+
 def test_eval_without_heldout_queries_says_nothing_to_score_and_exits_1(
     cli_home: Path, capsys: pytest.CaptureFixture
 ) -> None:
