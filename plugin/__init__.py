@@ -22,6 +22,7 @@ from clicktune.adapters.errors import (
     VersionNotFoundError,
     VersionNotIndexedError,
 )
+from clicktune.adapters.qdrant import ANNOTATIONS_KEY
 from clicktune.adapters.qdrant.errors import AliasIsCollectionError, CollectionLayoutError
 from clicktune.plugin.clicks import (
     arecord_click,
@@ -34,6 +35,7 @@ from clicktune.plugin.embeddings import ClicktuneEmbeddings
 from clicktune.plugin.vectorstore import ClicktuneVectorStore
 
 __all__ = [
+    "ANNOTATIONS_KEY",
     "AliasIsCollectionError",
     "ClickInput",
     "ClickWindowExpiredError",

@@ -57,8 +57,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableParallel, RunnablePassthrough
 from pydantic import BaseModel, Field
 
-from clicktune.adapters.qdrant import ANNOTATIONS_KEY
-from clicktune.plugin import ClicktuneVectorStore
+from clicktune.plugin import ANNOTATIONS_KEY, ClicktuneVectorStore
 from clicktune.plugin.http import create_click_app
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 
