@@ -110,6 +110,10 @@ class ClicktuneSettings(BaseSettings):
         default=0.02, ge=0, description="Largest drop on held-out clicks a candidate may show and still be tried."
     )
     gate_min_queries: int = Field(default=10, ge=1, description="Held-out queries needed to decide at all.")
+    heldout_fraction: float = Field(
+        default=0.1, ge=0, lt=1,
+        description="Share of click queries (by a hash of their text) kept out of training for the offline check.",
+    )
     golden_dir: Path | None = Field(default=None, description="Optional BEIR folder of golden queries/qrels.")
     golden_tolerance: float = Field(default=0.005, ge=0, description="Allowed drop on the golden set.")
 

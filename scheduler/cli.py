@@ -125,7 +125,7 @@ def evaluate(
     else:
         window = handle.settings.feedback_window_days
         mined = mine_feedback(ClickLog.from_settings(handle.settings), lambda ids: {i: "" for i in ids},
-                              MiningConfig(window_days=window), alias=handle.collections.alias)
+                              MiningConfig.from_settings(handle.settings), alias=handle.collections.alias)
         eval_set = EvalSet(mined.eval_queries, mined.eval_relevant, judged=mined.eval_judged)
         if not eval_set.queries:
             raise NothingToScoreError(

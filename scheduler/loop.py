@@ -167,7 +167,7 @@ class RetrainLoop:
         self.gate = gate or OfflineCheck.from_settings(self.settings)
         self.alias = self.settings.collection_alias
         self.training = training or TrainingConfig.from_settings(self.settings)
-        self.mining = mining or MiningConfig(window_days=self.settings.feedback_window_days)
+        self.mining = mining or MiningConfig.from_settings(self.settings)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @property

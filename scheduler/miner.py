@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from clicktune.adapters.clicklog import ClickLog, FeedbackEvent
+from clicktune.adapters.settings import ClicktuneSettings
 from clicktune.scheduler.propensity import PropensityModel
 
 DocTexts = Callable[[list[str]], dict[str, str]]
@@ -61,6 +62,10 @@ class MiningConfig:
     weight_power: float = 0.5
     eta: float = 1.0
     min_impressions_per_rank: int = 200
+
+    @classmethod
+    def from_settings(cls, settings: ClicktuneSettings) -> MiningConfig:
+        return cls(window_days=settings.feedback_window_days, heldout_fraction=settings.heldout_fraction)
 
 
 @dataclass

@@ -56,6 +56,7 @@ def loop_settings(home: Path, **overrides: object) -> ClicktuneSettings:
         train_batch_size=16, train_min_pairs=16, gate_min_queries=5, min_new_clicks=1, batch_size=64,
         interleave_share=1.0, challenger_settle_seconds=0.0, challenger_refresh_seconds=0.0,
         challenger_first_look=20, challenger_last_look=160, watch_registry=False,
+        heldout_fraction=0.2,  # small slices: enough held-out queries for gate_min_queries
     )
     values.update(overrides)
     return ClicktuneSettings(**values)  # type: ignore[arg-type]
