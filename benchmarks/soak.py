@@ -118,12 +118,13 @@ def worker(home: Path, journal_path: Path, step: str, cycle: int, seed: int) -> 
     loop = RetrainLoop(settings, handle=store.handle, feedback=store.feedback)  # the app's client and coordinator
     phase = ChallengerPhase(store.handle, store.feedback, settings)
     pointer = store.registry.pointer()
-    kept = {pointer.version, store.registry.previous()} if pointer else set()  # live, and kept for rollback
+    kept_for_rollback = store.handle.rollback_version(pointer.version) if pointer else None
+    kept = {pointer.version, kept_for_rollback} if pointer else set()  # live, and kept for rollback
     others = [v for v in store.registry.versions() if v not in kept]
     # An operator's step where one can be taken, else a tick: every cycle does real work. Under a
     # running phase the operator first ends it by hand (`clicktune challenger drop`), as the CLI
     # requires, inside the same lease: a kill may land between the two.
-    if step != "tick" and ((step == "rollback" and not store.registry.previous()) or (step == "reindex" and not others)):
+    if step != "tick" and ((step == "rollback" and not kept_for_rollback) or (step == "reindex" and not others)):
         step = "tick"
     print(f"step-start {step}", flush=True)
     started = time.monotonic()

@@ -380,8 +380,15 @@ def rollback(handle: IndexHandle, guard: Callable[[], None] | None = None) -> st
     """
     from clicktune.adapters.errors import NothingToRollBackError
 
-    previous = handle.registry.previous()
+    live = handle.collections.require_live()
+    previous = handle.rollback_version(live.version)
     if previous is None:
+        earlier = handle.registry.previous()
+        if earlier is not None and earlier != live.version:
+            raise NothingToRollBackError(
+                f"{live.version} went live by a rollback: {earlier}'s collection has missed every write since it "
+                f"left service, so serving it would lose them; re-index it with `clicktune reindex --version {earlier}`"
+            )
         raise NothingToRollBackError("no previous live version to roll back to")
     collection = handle.collections.name_for(previous)
     if not handle.client.collection_exists(collection):

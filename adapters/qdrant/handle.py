@@ -55,22 +55,23 @@ class IndexHandle:
         )
 
     def rollback_version(self, live_version: str) -> str | None:
-        """The version a rollback would return to, once CURRENT agrees with the alias.
+        """The version a rollback would return to (its collection complete), once CURRENT agrees with the alias.
 
         The alias is the commit point of a swap or a rollback; CURRENT follows it (and the next run
         finishes a follow that a crash cut short). Writers use this to mirror into the collection a
         rollback would serve, so the answer must already be right in the window between the two:
-        - CURRENT == alias: the pointer's previous version;
-        - the alias is on an earlier live version (a rollback cut short): the one before it;
+        - CURRENT == alias: the pointer's previous version, unless that version came live by a
+          rollback (``rollback_ready`` False): then the one before it has missed writes since it left
+          service, and there is none;
+        - the alias is on an earlier live version (a rollback cut short): none, as once it finishes;
         - the alias is ahead of CURRENT (a promotion cut short): CURRENT itself.
         """
         pointer = self.registry.pointer()
         if pointer is None:
             return None
         if pointer.version == live_version:
-            return pointer.previous
+            return pointer.previous if pointer.rollback_ready else None
         if live_version in pointer.history:
-            index = len(pointer.history) - 1 - pointer.history[::-1].index(live_version)
-            return pointer.history[index - 1] if index > 0 else None
+            return None
         return pointer.version
 

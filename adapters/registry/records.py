@@ -32,6 +32,8 @@ class VersionInfo(BaseModel):
     #: When it last went live, and CURRENT's history then: what ``clicktune repair`` rebuilds CURRENT from.
     promoted_at: datetime | None = None
     promoted_history: list[str] | None = None
+    #: It last went live by a rollback (so CURRENT's ``rollback_ready`` is False; repair keeps that).
+    live_by_rollback: bool = False
 
 
 class CurrentPointer(BaseModel):
@@ -43,6 +45,10 @@ class CurrentPointer(BaseModel):
     version: str
     history: list[str] = Field(default_factory=list)
     promoted_at: datetime = Field(default_factory=utcnow)
+    #: False once a rollback made ``version`` live: the version before it left service earlier and its
+    #: collection has missed every write since, so serving it again would lose them. A promotion makes
+    #: it True again (the version it replaces was live, hence complete, up to that moment).
+    rollback_ready: bool = True
 
     @property
     def previous(self) -> str | None:

@@ -44,7 +44,7 @@ def rebuilt_pointer(records: dict[str, VersionInfo], live: str) -> CurrentPointe
     else:  # went live before the history was recorded: versions go live in the order they are made
         history = [v for v, r in sorted(records.items(), key=lambda item: parse_version(item[0]))
                    if r.status in ("live", "retired") and parse_version(v) < parse_version(live)]
-    return CurrentPointer(version=live, history=history[-_HISTORY_LIMIT:])
+    return CurrentPointer(version=live, history=history[-_HISTORY_LIMIT:], rollback_ready=not records[live].live_by_rollback)
 
 
 def repair_current(registry: ModelRegistry, live: str | None) -> tuple[CurrentPointer, Path | None] | None:

@@ -313,7 +313,8 @@ class ModelRegistry:
                 return version
             history = [] if pointer is None else [*pointer.history, pointer.version][-_HISTORY_LIMIT:]
             self._write_pointer(CurrentPointer(version=version, history=history))
-            self._set_status(version, "live", promoted_at=utcnow(), promoted_history=list(history))
+            self._set_status(version, "live", promoted_at=utcnow(), promoted_history=list(history),
+                             live_by_rollback=False)
             if pointer is not None:
                 self._set_status(pointer.version, "retired")
             log.info("promoted %s (was %s)", version, pointer.version if pointer else None)
@@ -331,8 +332,9 @@ class ModelRegistry:
                     f"every earlier live version of {self.root} was removed by retention; promote one explicitly"
                 )
             target = history[-1]
-            self._write_pointer(CurrentPointer(version=target, history=history[:-1]))
-            self._set_status(target, "live", promoted_at=utcnow(), promoted_history=list(history[:-1]))
+            self._write_pointer(CurrentPointer(version=target, history=history[:-1], rollback_ready=False))
+            self._set_status(target, "live", promoted_at=utcnow(), promoted_history=list(history[:-1]),
+                             live_by_rollback=True)
             self._set_status(pointer.version, "retired")
             log.info("rolled back %s -> %s", pointer.version, target)
             return target

@@ -193,3 +193,20 @@ def test_concurrent_registers_get_distinct_versions(registry: ModelRegistry, var
     with ThreadPoolExecutor(3) as pool:
         versions = list(pool.map(lambda _: registry.register(variant_model), range(3)))
     assert sorted(versions) == ["v0002", "v0003", "v0004"]
+
+
+def test_a_rollback_is_recorded_so_repair_keeps_it_from_being_rolled_back_again(
+    registry: ModelRegistry, variant_model
+) -> None:
+    for _ in range(2):
+        registry.register(variant_model)
+    registry.promote("v0002")
+    registry.promote("v0003")
+    assert registry.pointer().rollback_ready
+    registry.rollback()
+    assert registry.pointer().rollback_ready is False and registry.get("v0002").live_by_rollback
+    (registry.root / "CURRENT").write_text("{")
+    pointer, _ = registry.repair("v0002")
+    assert pointer.rollback_ready is False
+    registry.promote("v0003")
+    assert registry.pointer().rollback_ready and not registry.get("v0003").live_by_rollback

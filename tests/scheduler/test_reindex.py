@@ -332,3 +332,29 @@ def _ids(store: ClicktuneVectorStore, collection: str) -> set[str]:
 
     points, _ = store.client.scroll(collection, limit=1000, with_payload=[DOC_ID_KEY])
     return {p.payload[DOC_ID_KEY] for p in points}
+
+
+def test_after_a_rollback_the_version_before_is_not_served_again_without_reindexing(
+    store: ClicktuneVectorStore, scifact_docs, variant_model
+) -> None:
+    """Found by the crash soak: v1 -> v2 -> v3, rollback to v2, then a second rollback served v1's
+    collection, which had stopped receiving writes when v2 replaced v1: every add since was lost and
+    every delete undone. Rollback is one step back to a complete collection; further back re-encodes."""
+    store.registry.register(variant_model, parent="v0001")  # v0003
+    _index(store, scifact_docs[:20])
+    BlueGreenReindexer(store.handle).run("v0002")
+    BlueGreenReindexer(store.handle).run("v0003")
+    store.add_texts(["written while v0003 served"], ids=["late"])
+    assert rollback(store.handle) == "v0002"
+    assert store.handle.rollback_version("v0002") is None  # writers mirror nowhere stale
+    store.add_texts(["written after the rollback"], ids=["later"])
+    store.delete([scifact_docs[0][0]])
+    with pytest.raises(NothingToRollBackError, match="clicktune reindex --version v0001"):
+        rollback(store.handle)
+    assert store.collections.require_live().collection == "docs__v0002"
+    assert {"late", "later"} <= _ids(store, "docs__v0002") and scifact_docs[0][0] not in _ids(store, "docs__v0002")
+    # Re-encoding v0001 from the live collection is allowed, and makes rollback possible again.
+    BlueGreenReindexer(store.handle).run("v0001")
+    assert {"late", "later"} <= _ids(store, "docs__v0001")
+    assert rollback(store.handle) == "v0002"
+    assert store.registry.pointer().rollback_ready is False
