@@ -18,7 +18,10 @@ from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.gate import OfflineCheck
 from clicktune.scheduler.loop import RetrainLoop, lock_name
 
-DATA = scifact_slice()
+#: 100 train queries over ~360 abstracts: enough clicks for the failing-step and two-worker tests, at
+#: half the encoding. The poisoned-feedback test keeps the full slice: with less, the attack is weaker.
+DATA = scifact_slice(n_queries=100, n_fillers=250)
+POISON = scifact_slice()
 #: Smaller, for the multi-tick test: a clearly weaker champion needs few searches to be found out.
 SMALL = scifact_slice(n_queries=80, n_fillers=200)
 
@@ -28,7 +31,7 @@ def trafficked_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """v0001 live over ~300 SciFact abstracts, with two rounds of simulated clicks logged."""
     home = tmp_path_factory.mktemp("loop-home")
     stats = index_and_simulate(loop_settings(home), DATA)
-    assert stats["clicks"] > 150, stats
+    assert stats["clicks"] > 100, stats
     close_shared_clients()
     return home
 
@@ -125,9 +128,9 @@ def test_poisoned_feedback_is_rejected_by_the_offline_check(tmp_path: Path) -> N
     _write_golden(tmp_path / "golden")
     with ClicktuneEmbeddings(settings, watch=False) as emb:
         store = ClicktuneVectorStore(settings, embeddings=emb)
-        corpus = DATA.dataset.corpus
-        store.add_texts([corpus[d].content for d in DATA.doc_ids], ids=DATA.doc_ids)
-        queries = list(DATA.dataset.queries.values())
+        corpus = POISON.dataset.corpus
+        store.add_texts([corpus[d].content for d in POISON.doc_ids], ids=POISON.doc_ids)
+        queries = list(POISON.dataset.queries.values())
         for i in range(3 * len(queries)):
             user = f"mallory-{i % 20}"
             docs = store.similarity_search(queries[i % len(queries)], k=10, user_id=user)
@@ -156,15 +159,15 @@ def _write_golden(folder: Path) -> None:
 
     (folder / "qrels").mkdir(parents=True)
     with open(folder / "corpus.jsonl", "w") as fh:
-        for d in DATA.doc_ids:
-            doc = DATA.dataset.corpus[d]
+        for d in POISON.doc_ids:
+            doc = POISON.dataset.corpus[d]
             fh.write(json.dumps({"_id": d, "title": doc.title, "text": doc.text}) + "\n")
     with open(folder / "queries.jsonl", "w") as fh:
-        for q, text in DATA.dataset.queries.items():
+        for q, text in POISON.dataset.queries.items():
             fh.write(json.dumps({"_id": q, "text": text}) + "\n")
     with open(folder / "qrels" / "test.tsv", "w") as fh:
         fh.write("query-id\tcorpus-id\tscore\n")
-        for q, docs in DATA.dataset.qrels["train"].items():
+        for q, docs in POISON.dataset.qrels["train"].items():
             for d in docs:
                 fh.write(f"{q}\t{d}\t1\n")
 
