@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoConfig:
-    """The demo's budget. Measured here: 30 min on a 2-core CPU, install included (README), over the 15 aimed for."""
+    """The demo's budget. Measured: 23 min on a 2-core AVX2 CPU, install included (README), over the 15 aimed for."""
 
     data_dir: Path = BUNDLED_SCIFACT
     home: Path = Path(".clicktune-demo")
