@@ -357,7 +357,8 @@ class ClicktuneVectorStore(SearchByVector, StoreClicks, VectorStore):
     ) -> list[tuple[Document, float]]:
         """Annotate each result in ``metadata["clicktune"]`` and log the impression.
 
-        The annotations: ``search_id`` (None when ``query`` is: a search by vector, never logged),
+        The annotations: ``search_id`` (None for a search that is not logged: by vector, or with
+        logging off; a click needs a logged search, so no id is handed out that could never take one),
         ``rank`` (1-based), ``model_version`` (the collection it came from) and ``query_model_version``
         (the model that embedded the query: the same one). ``versions`` gives each result's model on an
         interleaved search. A logging failure never fails the search: it is a warning and
@@ -365,12 +366,13 @@ class ClicktuneVectorStore(SearchByVector, StoreClicks, VectorStore):
         """
         if not self.annotate_results:
             return results
-        search_id = None if query is None else str(uuid.uuid4())
+        logged = query is not None and (self.log_impressions if log_impression is None else log_impression)
+        search_id = str(uuid.uuid4()) if logged else None
         per_result = versions or [live.version] * len(results)
         for rank, ((doc, _score), version) in enumerate(zip(results, per_result, strict=True), start=1):
             doc.metadata[ANNOTATIONS_KEY] = {"search_id": search_id, "rank": rank, "model_version": version,
                                              "query_model_version": version}
-        if results and search_id is not None and (self.log_impressions if log_impression is None else log_impression):
+        if results and search_id is not None:
             self.impression_logger.log(Impression(
                 search_id=search_id, query=query, model_version=live.version, collection=live.collection,
                 user_id=user_id, session_id=session_id, alias=self.alias, challenge_id=challenge_id,

@@ -51,11 +51,16 @@ def test_search_logs_an_impression_with_ranks(store: ClicktuneVectorStore) -> No
     assert store.impression_logger.logged == 1
 
 
-def test_logging_can_be_turned_off(store: ClicktuneVectorStore, settings: ClicktuneSettings) -> None:
-    store.similarity_search("contract", k=2, log_impression=False)
+def test_logging_can_be_turned_off_and_then_no_search_id_is_handed_out(
+    store: ClicktuneVectorStore, settings: ClicktuneSettings
+) -> None:
+    unlogged = store.similarity_search("contract", k=2, log_impression=False)
     quiet = ClicktuneVectorStore(settings, embeddings=store.embeddings, log_impressions=False)
-    quiet.similarity_search("contract", k=2)
+    unlogged += quiet.similarity_search("contract", k=2)
     assert store.feedback.stats()["impressions"] == 0
+    # An id for a search the log never saw could never take a click (UnknownSearchError): none is given.
+    assert unlogged and {d.metadata["clicktune"]["search_id"] for d in unlogged} == {None}
+    assert all(d.metadata["clicktune"]["rank"] >= 1 for d in unlogged)
 
 
 def test_clicks_through_the_store_and_the_module_api(store: ClicktuneVectorStore) -> None:
