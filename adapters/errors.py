@@ -72,6 +72,10 @@ class MalformedIdError(FeedbackError):
     """
 
 
+class MixedSearchesError(FeedbackError):
+    """Documents handed to ``search_id_of`` came from more than one search: which one a click belongs to is ambiguous."""
+
+
 class InvalidClickError(FeedbackError):
     """A click is not shaped like one: not a mapping, a required field missing, an unknown field, or a
     field given under both its current and its older name (``user_id``/``user``,

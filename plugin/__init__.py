@@ -14,6 +14,7 @@ from clicktune.adapters.errors import (
     InvalidGradeError,
     InvalidVersionError,
     MalformedIdError,
+    MixedSearchesError,
     ModelNotFoundError,
     RegistryError,
     UnknownSearchError,
@@ -29,6 +30,7 @@ from clicktune.plugin.clicks import (
     arecord_clicks,
     record_click,
     record_clicks,
+    search_id_of,
     set_default_click_log,
 )
 from clicktune.plugin.embeddings import ClicktuneEmbeddings
@@ -52,6 +54,7 @@ __all__ = [
     "InvalidGradeError",
     "InvalidVersionError",
     "MalformedIdError",
+    "MixedSearchesError",
     "ModelNotFoundError",
     "RegistryError",
     "UnknownSearchError",
@@ -63,5 +66,6 @@ __all__ = [
     "arecord_clicks",
     "record_click",
     "record_clicks",
+    "search_id_of",
     "set_default_click_log",
 ]

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from langchain_core.runnables.config import run_in_executor
 
 from clicktune.adapters.clicklog import ClickInput, ClickLog
-from clicktune.adapters.errors import ConfigurationError, UnknownSearchError
+from clicktune.adapters.errors import ConfigurationError, MixedSearchesError, UnknownSearchError
+from clicktune.adapters.qdrant import ANNOTATIONS_KEY
 from clicktune.adapters.settings import ClicktuneSettings
 
 
@@ -171,3 +172,18 @@ class StoreClicks:
     async def arecord_clicks(self, clicks: Iterable[ClickInput | Mapping[str, Any]]) -> list[bool]:
         """:meth:`record_clicks` for async apps (in the default executor)."""
         return await run_in_executor(None, self.record_clicks, list(clicks))
+
+
+def search_id_of(documents: Sequence[Any]) -> str | None:
+    """The search id of documents one search returned, so an LCEL chain can hand it back with its answer.
+
+    ``RunnablePassthrough.assign(search_id=lambda x: search_id_of(x["docs"]))`` after the retriever
+    (README). None when the search was not logged (logging off, a search by vector) or returned nothing;
+    :class:`MixedSearchesError` when the documents came from different searches.
+    """
+    ids = {(doc.metadata.get(ANNOTATIONS_KEY) or {}).get("search_id") for doc in documents}
+    if len(ids) > 1:
+        raise MixedSearchesError(
+            f"these documents came from {len(ids)} searches ({sorted(map(str, ids))}): pass the results of one search"
+        )
+    return next(iter(ids), None)

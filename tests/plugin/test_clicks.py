@@ -149,3 +149,20 @@ def test_module_record_click_without_a_store_says_how_to_configure_it(
             record_click(sid, "fracture-1")
     finally:
         set_default_click_log(None)
+
+
+def test_an_lcel_chain_hands_back_the_search_id_its_retriever_logged(store: ClicktuneVectorStore) -> None:
+    from langchain_core.runnables import RunnableLambda, RunnableParallel, RunnablePassthrough
+
+    from clicktune.plugin import MixedSearchesError, search_id_of
+
+    chain = RunnableParallel(docs=store.as_retriever(search_kwargs={"k": 2}), question=RunnablePassthrough()) | \
+        RunnablePassthrough.assign(search_id=lambda x: search_id_of(x["docs"]),
+                                   answer=RunnableLambda(lambda x: x["docs"][0].page_content))
+    out = chain.invoke("interest rates")
+    assert out["search_id"] == out["docs"][0].metadata["clicktune"]["search_id"]
+    assert store.record_click(out["search_id"], out["docs"][1].id) is True
+    assert search_id_of([]) is None
+    assert search_id_of(store.similarity_search("contract", k=2, log_impression=False)) is None
+    with pytest.raises(MixedSearchesError, match="2 searches"):
+        search_id_of(store.similarity_search("contract", k=1) + store.similarity_search("rates", k=1))
