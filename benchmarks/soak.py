@@ -263,13 +263,15 @@ def run_cycle(home: Path, journal_path: Path, cycle: int, rng: random.Random,
     step = rng.choice(STEPS)
     proc = subprocess.Popen(
         [sys.executable, __file__, "--worker", str(home), str(journal_path), step, str(cycle), str(rng.randrange(1 << 30))],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=open(journal_path.with_name(f"worker-{cycle}.stderr"), "w"), text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("step-start"):
         proc.kill()
-        return {"cycle": cycle, "step": step, "error": f"worker did not start: {line!r}"}
+        proc.wait()
+        stderr = journal_path.with_name(f"worker-{cycle}.stderr").read_text()[-1500:]
+        return {"cycle": cycle, "step": step, "error": f"worker did not start: {line!r}; its stderr ends: {stderr}"}
     step = line.split()[1]  # what the worker could do (a tick where the step had nothing to act on)
     # Killed mid-step at a uniformly random moment of its length (learnt from earlier cycles that
     # finished it), or, in one cycle of three and until the length is known, right after it finished,
