@@ -1,10 +1,9 @@
 """Blue-green re-indexing: build the next version's collection beside the live one, verify, swap.
 
-Order (docs/ARCHITECTURE.md invariant 3): model folder complete (the registry guarantees it) ->
-collection built and verified -> alias swap (one request) -> CURRENT. A crash anywhere before the
-swap leaves the alias on the old, complete collection; the next run deletes the orphan. A crash between the swap and
-CURRENT leaves a consistent system (queries follow the collection's version) that the next run
-finishes by promoting the alias's version.
+Order (docs/ARCHITECTURE.md invariant 3): model folder complete -> collection built and verified ->
+alias swap (one request) -> CURRENT. A crash before the swap leaves the alias on the old, complete
+collection (the next run deletes the orphan); one between the swap and CURRENT is finished by the
+next run, which promotes the alias's version. Rollback (one step back) is here too.
 """
 
 from __future__ import annotations
