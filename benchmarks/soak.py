@@ -261,10 +261,12 @@ def prepare(home: Path) -> None:
 def run_cycle(home: Path, journal_path: Path, cycle: int, rng: random.Random,
               step_seconds: dict[str, list[float]], max_kill_seconds: float | None = None) -> dict:
     step = rng.choice(STEPS)
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--worker", str(home), str(journal_path), step, str(cycle), str(rng.randrange(1 << 30))],
-        stdout=subprocess.PIPE, stderr=open(journal_path.with_name(f"worker-{cycle}.stderr"), "w"), text=True,
-    )
+    with open(journal_path.with_name(f"worker-{cycle}.stderr"), "w") as stderr:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", str(home), str(journal_path), step, str(cycle),
+             str(rng.randrange(1 << 30))],
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("step-start"):

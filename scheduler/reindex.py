@@ -373,21 +373,17 @@ def apply_retention(
 
 
 def rollback(handle: IndexHandle, guard: Callable[[], None] | None = None) -> str:
-    """Alias and CURRENT back to the previous version, re-using its kept collection: no re-encoding.
-
-    ``guard`` (the lease's ``ensure_held``) runs right before the alias moves, while writers wait.
-    """
+    """Alias and CURRENT one step back, to the kept (complete) collection: no re-encoding. ``guard`` (the
+    lease's ``ensure_held``) runs right before the alias moves, while writers wait."""
     from clicktune.adapters.errors import NothingToRollBackError
 
     live = handle.collections.require_live()
-    previous = handle.rollback_version(live.version)
+    previous, earlier = handle.rollback_version(live.version), handle.registry.previous()
+    if previous is None and earlier not in (None, live.version):
+        raise NothingToRollBackError(
+            f"{live.version} went live by a rollback: {earlier}'s collection has missed every write since it "
+            f"left service, so serving it would lose them; re-index it with `clicktune reindex --version {earlier}`")
     if previous is None:
-        earlier = handle.registry.previous()
-        if earlier is not None and earlier != live.version:
-            raise NothingToRollBackError(
-                f"{live.version} went live by a rollback: {earlier}'s collection has missed every write since it "
-                f"left service, so serving it would lose them; re-index it with `clicktune reindex --version {earlier}`"
-            )
         raise NothingToRollBackError("no previous live version to roll back to")
     collection = handle.collections.name_for(previous)
     if not handle.client.collection_exists(collection):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient, models
 
-from clicktune.adapters import ClicktuneSettings, ModelRegistry
+from clicktune.adapters import ClicktuneSettings
 from clicktune.adapters.clicklog import ClickLog
 from clicktune.adapters.qdrant import IndexHandle, close_shared_clients
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
@@ -33,18 +33,6 @@ def _restore_log_levels():
     yield
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
-
-
-@pytest.fixture
-def cli_home(home: Path, variant_model) -> Path:
-    """An embedded home: v0001 live with three documents, v0002 registered (a different model)."""
-    settings = ClicktuneSettings(home=home, progress=False)
-    ModelRegistry.from_settings(settings).register(variant_model, parent="v0001")
-    with ClicktuneEmbeddings(settings, watch=False) as emb:
-        ClicktuneVectorStore(settings, embeddings=emb).add_texts(
-            ["alpha beta", "gamma delta", "epsilon zeta"], ids=["a", "b", "c"])
-    close_shared_clients()
-    return home
 
 
 def _tree(folder: Path) -> list[str]:
