@@ -86,7 +86,7 @@ def main() -> None:
                 if outcome.status != "running":
                     break
             verdict = outcome.decision or {}
-            row.update({k: verdict.get(k) for k in ("searches", "wins", "losses", "ties", "z", "boundary")})
+            row.update({k: verdict.get(k) for k in ("searches", "logged", "wins", "losses", "ties", "z", "boundary")})
             row["decision"] = outcome.status
             better = row["candidate_ndcg"] > row["champion_ndcg"]
             row["agrees_with_test"] = (outcome.status == "promoted") == better if outcome.status != "running" else None
@@ -100,16 +100,11 @@ def main() -> None:
         row["seconds"] = round(time.perf_counter() - started, 1)
         rounds.append(row)
         print(json.dumps(row), flush=True)
+        _write_report(args, base, rounds)  # after every round, so a run cut short keeps what it measured
     emb.close()
     close_shared_clients()
 
-    report = {"settings": vars(args) | {"out": str(args.out)}, "base_ndcg": base, "rounds": rounds,
-              "targets": {"round1>=1.05": bool(rounds) and rounds[0]["x_base"] >= 1.05,
-                          "last>=1.06": bool(rounds) and rounds[-1]["x_base"] >= 1.06,
-                          "no_worse_promoted": all(r.get("agrees_with_test") is not False or r["decision"] != "promoted"
-                                                   for r in rounds)}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str))
+    report = _write_report(args, base, rounds)
     print(f"\n{'round':>5} {'champion':>9} {'candidate':>9} {'W':>5} {'L':>5} {'T':>5} {'z':>6} {'decision':>9} "
           f"{'agrees':>6} {'x base':>7}")
     for r in rounds:
@@ -117,6 +112,18 @@ def main() -> None:
               f"{r.get('wins') or 0:>5} {r.get('losses') or 0:>5} {r.get('ties') or 0:>5} {r.get('z') or 0:>6.2f} "
               f"{r['decision']:>9} {str(r.get('agrees_with_test')):>6} {r['x_base']:>7.4f}")
     print(f"targets: {report['targets']}\nJSON: {args.out}")
+
+
+def _write_report(args: argparse.Namespace, base: float, rounds: list[dict]) -> dict:
+    report = {"settings": vars(args) | {"out": str(args.out)}, "base_ndcg": base, "rounds": rounds,
+              "completed_rounds": len(rounds),
+              "targets": {"round1>=1.05": bool(rounds) and rounds[0]["x_base"] >= 1.05,
+                          "last>=1.06": len(rounds) == args.rounds and rounds[-1]["x_base"] >= 1.06,
+                          "no_worse_promoted": all(r.get("agrees_with_test") is not False or r["decision"] != "promoted"
+                                                   for r in rounds)}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=str))
+    return report
 
 
 if __name__ == "__main__":

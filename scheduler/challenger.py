@@ -60,7 +60,13 @@ def pocock_boundary(alpha: float, looks: tuple[int, ...], paths: int = 400_000, 
 
 @dataclass
 class Verdict:
-    """What the sequential test says now, with every count it used (recorded as is)."""
+    """What the sequential test says now, with the counts it decided on (recorded as is).
+
+    A decision is taken at a look, on the first ``n`` decided searches; searches logged after that look
+    (before the worker's tick saw it) cannot change it. So for ``promote``/``drop`` at a look,
+    ``searches``, ``wins``, ``losses``, ``ties`` and ``z`` are those up to the deciding look, the ones
+    that crossed the boundary, and ``logged`` counts every search seen. Otherwise they cover all of them.
+    """
 
     decision: Decision
     reason: str
@@ -72,6 +78,7 @@ class Verdict:
     boundary: float
     alpha: float
     looks: list[dict[str, float]] = field(default_factory=list)
+    logged: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,13 +110,14 @@ class SequentialSignTest:
     def decide(self, outcomes: Sequence[int], *, expired: bool = False) -> Verdict:
         """``outcomes`` in time order: +1 a challenger win, -1 a loss, 0 a tie."""
         decided = [o for o in outcomes if o != 0]
-        wins, losses = decided.count(1), decided.count(-1)
         c = self.boundary
 
-        def verdict(decision: Decision, reason: str, looks: list[dict[str, float]]) -> Verdict:
-            z = (wins - losses) / math.sqrt(wins + losses) if decided else 0.0
-            return Verdict(decision, reason, len(outcomes), wins, losses, len(outcomes) - len(decided), round(z, 4),
-                           round(c, 4), self.alpha, looks)
+        def verdict(decision: Decision, reason: str, looks: list[dict[str, float]], at: int | None = None) -> Verdict:
+            used = list(outcomes) if at is None else _up_to_decided(outcomes, at)
+            w, lo = used.count(1), used.count(-1)
+            z = (w - lo) / math.sqrt(w + lo) if w + lo else 0.0
+            return Verdict(decision, reason, len(used), w, lo, len(used) - w - lo, round(z, 4),
+                           round(c, 4), self.alpha, looks, logged=len(outcomes))
 
         looks: list[dict[str, float]] = []
         for n in self.looks:
@@ -118,17 +126,27 @@ class SequentialSignTest:
             z_n = sum(decided[:n]) / math.sqrt(n)
             looks.append({"decided": n, "z": round(z_n, 4)})
             if z_n >= c:
-                return verdict("promote", f"z {z_n:.2f} >= {c:.2f} after {n} decided searches", looks)
+                return verdict("promote", f"z {z_n:.2f} >= {c:.2f} after {n} decided searches", looks, at=n)
             if z_n <= -c:
-                return verdict("drop", f"z {z_n:.2f} <= -{c:.2f} after {n} decided searches: worse", looks)
+                return verdict("drop", f"z {z_n:.2f} <= -{c:.2f} after {n} decided searches: worse", looks, at=n)
         if len(looks) == len(self.looks):
             return verdict("drop", f"not better after {self.last_look} decided searches "
-                                   f"(z {looks[-1]['z']:.2f} < {c:.2f})", looks)
+                                   f"(z {looks[-1]['z']:.2f} < {c:.2f})", looks, at=self.last_look)
         if expired:
             return verdict("drop", f"time bound reached with {len(decided)} decided searches, "
                                    f"fewer than the {self.looks[len(looks)]} of the next look", looks)
         next_look = self.looks[len(looks)]
         return verdict("continue", f"{len(decided)} of {next_look} decided searches for the next look", looks)
+
+
+def _up_to_decided(outcomes: Sequence[int], n: int) -> list[int]:
+    """The outcomes up to and including the ``n``-th decided (non-tie) one."""
+    seen = 0
+    for i, outcome in enumerate(outcomes):
+        seen += outcome != 0
+        if seen == n:
+            return list(outcomes[: i + 1])
+    return list(outcomes)
 
 
 class ChallengerPhase:

@@ -178,7 +178,8 @@ def _table(console: Console, report: dict[str, Any]) -> None:
         console.print(f"offline check ({'passed' if offline.get('passed') else 'failed'}): {offline.get('reason')}")
     verdict = report["challenger_phase"].get("verdict") or {}
     if verdict:
-        console.print(f"challenger phase: {verdict.get('searches')} interleaved searches, {verdict.get('wins')} wins, "
+        console.print(f"challenger phase: {verdict.get('logged', verdict.get('searches'))} interleaved searches; "
+                      f"decided on the first {verdict.get('searches')}: {verdict.get('wins')} wins, "
                       f"{verdict.get('losses')} losses, {verdict.get('ties')} ties, z {verdict.get('z')} "
                       f"(boundary ±{verdict.get('boundary')}) -> [bold]{report['outcome']}[/]")
     table = Table(title="SciFact test queries (never used for training)")

@@ -37,8 +37,14 @@ def test_decisions_on_hand_made_counts() -> None:
     # 70 wins, 30 losses in the first 100 decided searches: z = 4 >= c, promoted at the first look.
     clear_win = [1] * 70 + [-1] * 30 + [0] * 80
     verdict = test.decide(clear_win)
-    assert verdict.decision == "promote" and verdict.wins == 70 and verdict.losses == 30 and verdict.ties == 80
+    assert verdict.decision == "promote" and verdict.wins == 70 and verdict.losses == 30 and verdict.ties == 0
     assert verdict.z == pytest.approx(4.0) and verdict.looks == [{"decided": 100, "z": 4.0}]
+    # The counts are those the decision was taken on; searches logged after the deciding look are
+    # counted apart and cannot move the recorded z below the boundary it crossed.
+    assert (verdict.searches, verdict.logged) == (100, 180)
+    late = test.decide([1] * 70 + [-1] * 30 + [0] * 5 + [-1] * 60)
+    assert late.decision == "promote" and (late.searches, late.wins, late.losses, late.logged) == (100, 70, 30, 165)
+    assert late.z == pytest.approx(4.0)
     assert test.decide([-1] * 70 + [1] * 30).decision == "drop"
     # Not enough decided searches for a look yet: keep going, however lopsided; ties never count.
     assert test.decide([1] * 99 + [0] * 1000).decision == "continue"
