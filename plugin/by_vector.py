@@ -40,7 +40,7 @@ class SearchByVector:
 
         def store_for(self, live: LiveCollection) -> VersionCollectionStore: ...
 
-        def _finish(self, query: str | None, results: list[tuple[Document, float]], live: LiveCollection,
+        def _annotate_and_log(self, query: str | None, results: list[tuple[Document, float]], live: LiveCollection,
                     log_impression: bool | None, user_id: str | None, session_id: str | None,
                     ) -> list[tuple[Document, float]]: ...
 
@@ -54,7 +54,7 @@ class SearchByVector:
             return []
         target, vector = found
         results = self.store_for(target).similarity_search_with_score_by_vector(vector, k, **kwargs)
-        return self._finish(None, results, target, False, None, None)
+        return self._annotate_and_log(None, results, target, False, None, None)
 
     def similarity_search_by_vector(self, embedding: list[float], k: int = 4, **kwargs: Any) -> list[Document]:
         """Documents nearest ``embedding``; ``model_version=`` names the version that made it (default: live)."""
@@ -72,7 +72,7 @@ class SearchByVector:
         target, vector = found
         docs = self.store_for(target).max_marginal_relevance_search_by_vector(vector, k, fetch_k, lambda_mult,
                                                                                **kwargs)
-        return [doc for doc, _ in self._finish(None, [(d, math.nan) for d in docs], target, False, None, None)]
+        return [doc for doc, _ in self._annotate_and_log(None, [(d, math.nan) for d in docs], target, False, None, None)]
 
     def _vector_target(
         self, embedding: Sequence[float], model_version: str | None

@@ -34,6 +34,7 @@ from clicktune.adapters.qdrant import (
     validate_documents,
 )
 from clicktune.adapters.settings import ClicktuneSettings, load_settings
+from clicktune.plugin.adoption import AdoptExisting
 from clicktune.plugin.by_vector import SearchByVector
 from clicktune.plugin.clicks import StoreClicks, follow_store
 from clicktune.plugin.embeddings import ClicktuneEmbeddings
@@ -43,7 +44,7 @@ from clicktune.plugin.options import check_embeddings, setting_overrides
 log = logging.getLogger(__name__)
 
 
-class ClicktuneVectorStore(SearchByVector, StoreClicks, VectorStore):
+class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorStore):
     """LangChain ``VectorStore`` over ``<alias>`` -> ``<alias>__<version>`` in Qdrant.
 
     Built on ``langchain_qdrant.QdrantVectorStore`` (one per concrete collection, see
@@ -266,10 +267,10 @@ class ClicktuneVectorStore(SearchByVector, StoreClicks, VectorStore):
                 log.warning("interleaving with %s failed (%s: %s); serving the champion alone",
                             challenger.challenger_version, type(exc).__name__, exc)
             else:
-                return self._finish(query, results, live, log_impression, user_id, session_id,
+                return self._annotate_and_log(query, results, live, log_impression, user_id, session_id,
                                     versions=versions, challenge_id=challenger.id)
         results = self.store_for(live).similarity_search_with_score(query, k, **kwargs)
-        return self._finish(query, results, live, log_impression, user_id, session_id)
+        return self._annotate_and_log(query, results, live, log_impression, user_id, session_id)
 
     # The challenger phase ----------------------------------------------------------------------
     def active_challenger(self) -> Challenger | None:
@@ -341,9 +342,9 @@ class ClicktuneVectorStore(SearchByVector, StoreClicks, VectorStore):
         check_session_id(session_id)
         docs = self.store_for(live).max_marginal_relevance_search(query, k, fetch_k, lambda_mult, **kwargs)
         results = [(d, float("nan")) for d in docs]
-        return [doc for doc, _ in self._finish(query, results, live, log_impression, user_id, session_id)]
+        return [doc for doc, _ in self._annotate_and_log(query, results, live, log_impression, user_id, session_id)]
 
-    def _finish(
+    def _annotate_and_log(
         self,
         query: str | None,
         results: list[tuple[Document, float]],

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, case, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from clicktune.adapters.clicklog import schema as t
+from clicktune.adapters.clicklog import schema as tables
 from clicktune.adapters.clicklog.records import Challenger, ChallengerStatus, InterleavedSearch, utcnow
 from clicktune.adapters.errors import ChallengerRunningError, ConfigurationError
 
@@ -45,7 +45,7 @@ class ChallengerLog:
         }
         try:
             with self.engine.begin() as conn:
-                new_id = conn.execute(insert(t.challengers).values(**row).returning(t.challengers.c.id)).scalar_one()
+                new_id = conn.execute(insert(tables.challengers).values(**row).returning(tables.challengers.c.id)).scalar_one()
         except IntegrityError:
             running = self.active(alias)
             raise ChallengerRunningError(
@@ -57,19 +57,19 @@ class ChallengerLog:
 
     def active(self, alias: str) -> Challenger | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.challengers).where(
-                (t.challengers.c.alias == alias) & (t.challengers.c.status == "running"))).mappings().first()
+            row = conn.execute(select(tables.challengers).where(
+                (tables.challengers.c.alias == alias) & (tables.challengers.c.status == "running"))).mappings().first()
         return Challenger.model_validate(dict(row)) if row else None
 
     def get(self, challenge_id: int) -> Challenger | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.challengers).where(t.challengers.c.id == challenge_id)).mappings().first()
+            row = conn.execute(select(tables.challengers).where(tables.challengers.c.id == challenge_id)).mappings().first()
         return Challenger.model_validate(dict(row)) if row else None
 
     def history(self, alias: str | None = None, limit: int = 50) -> list[Challenger]:
-        query = select(t.challengers).order_by(t.challengers.c.id.desc()).limit(limit)
+        query = select(tables.challengers).order_by(tables.challengers.c.id.desc()).limit(limit)
         if alias is not None:
-            query = query.where(t.challengers.c.alias == alias)
+            query = query.where(tables.challengers.c.alias == alias)
         with self.engine.connect() as conn:
             return [Challenger.model_validate(dict(r)) for r in conn.execute(query).mappings()]
 
@@ -79,8 +79,8 @@ class ChallengerLog:
             raise ValueError("end() takes a final status: promoted or dropped")
         with self.engine.begin() as conn:
             updated = conn.execute(
-                t.challengers.update()
-                .where((t.challengers.c.id == challenge_id) & (t.challengers.c.status == "running"))
+                tables.challengers.update()
+                .where((tables.challengers.c.id == challenge_id) & (tables.challengers.c.status == "running"))
                 .values(status=status, ended_at=utcnow(), result=result)
             ).rowcount
         return updated == 1
@@ -91,26 +91,26 @@ class ChallengerLog:
         A click credits the model whose ranking contributed the clicked document (team-draft credit);
         ``until`` leaves out searches too recent for their clicks to have arrived.
         """
-        credited = t.impression_results.c.model_version
+        credited = tables.impression_results.c.model_version
         query = (
             select(
-                t.impressions.c.search_id,
-                t.impressions.c.created_at,
+                tables.impressions.c.search_id,
+                tables.impressions.c.created_at,
                 func.coalesce(func.sum(case((credited == challenger.challenger_version, 1), else_=0)), 0)
                 .label("challenger_clicks"),
                 func.coalesce(func.sum(case((credited == challenger.champion_version, 1), else_=0)), 0)
                 .label("champion_clicks"),
             )
-            .select_from(t.impressions)
-            .outerjoin(t.clicks, t.clicks.c.search_id == t.impressions.c.search_id)
-            .outerjoin(t.impression_results, (t.impression_results.c.search_id == t.clicks.c.search_id)
-                       & (t.impression_results.c.doc_id == t.clicks.c.doc_id))
-            .where(t.impressions.c.challenge_id == challenger.id)
-            .group_by(t.impressions.c.search_id, t.impressions.c.created_at)
-            .order_by(t.impressions.c.created_at, t.impressions.c.search_id)
+            .select_from(tables.impressions)
+            .outerjoin(tables.clicks, tables.clicks.c.search_id == tables.impressions.c.search_id)
+            .outerjoin(tables.impression_results, (tables.impression_results.c.search_id == tables.clicks.c.search_id)
+                       & (tables.impression_results.c.doc_id == tables.clicks.c.doc_id))
+            .where(tables.impressions.c.challenge_id == challenger.id)
+            .group_by(tables.impressions.c.search_id, tables.impressions.c.created_at)
+            .order_by(tables.impressions.c.created_at, tables.impressions.c.search_id)
         )
         if until is not None:
-            query = query.where(t.impressions.c.created_at <= until)
+            query = query.where(tables.impressions.c.created_at <= until)
         with self.engine.connect() as conn:
             return [InterleavedSearch(search_id=r.search_id, created_at=r.created_at,
                                       challenger_clicks=int(r.challenger_clicks), champion_clicks=int(r.champion_clicks))

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, insert, s
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from clicktune.adapters.clicklog import schema as t
+from clicktune.adapters.clicklog import schema as tables
 from clicktune.adapters.clicklog.challengers import ChallengerLog
 from clicktune.adapters.clicklog.clicks import ClickInput, parse_clicks
 from clicktune.adapters.clicklog.records import Click, FeedbackEvent, Impression, ShownResult, utcnow
@@ -79,18 +79,18 @@ class ClickLog:
         )
 
     def _create_schema(self) -> None:
-        t.metadata.create_all(self.engine)
+        tables.metadata.create_all(self.engine)
         with self.engine.begin() as conn:
-            version = conn.execute(select(t.schema_info.c.version).where(t.schema_info.c.id == 1)).scalar()
+            version = conn.execute(select(tables.schema_info.c.version).where(tables.schema_info.c.id == 1)).scalar()
             if version is None:
-                self._insert_ignore(conn, t.schema_info, [{"id": 1, "version": t.SCHEMA_VERSION}], ["id"])
-            elif version < t.SCHEMA_VERSION:
-                t.migrate(conn, version)
-                conn.execute(t.schema_info.update().where(t.schema_info.c.id == 1).values(version=t.SCHEMA_VERSION))
-            elif version > t.SCHEMA_VERSION:
+                self._insert_ignore(conn, tables.schema_info, [{"id": 1, "version": tables.SCHEMA_VERSION}], ["id"])
+            elif version < tables.SCHEMA_VERSION:
+                tables.migrate(conn, version)
+                conn.execute(tables.schema_info.update().where(tables.schema_info.c.id == 1).values(version=tables.SCHEMA_VERSION))
+            elif version > tables.SCHEMA_VERSION:
                 raise ConfigurationError(
                     f"feedback database {self.url} has schema {version}, newer than this clicktune "
-                    f"({t.SCHEMA_VERSION}): upgrade clicktune"
+                    f"({tables.SCHEMA_VERSION}): upgrade clicktune"
                 )
 
     def _insert_ignore(self, conn: Connection, table: Any, rows: list[dict], keys: list[str]) -> int:
@@ -111,7 +111,7 @@ class ClickLog:
         for result in impression.results:
             check_doc_id(result.doc_id, what=f"document id (rank {result.rank})")
         with self.engine.begin() as conn:
-            conn.execute(insert(t.impressions).values(
+            conn.execute(insert(tables.impressions).values(
                 search_id=impression.search_id, query=impression.query, created_at=impression.created_at,
                 model_version=impression.model_version, collection=impression.collection,
                 user_id=impression.user_id, session_id=impression.session_id,
@@ -119,7 +119,7 @@ class ClickLog:
                 challenge_id=impression.challenge_id,
             ))
             if impression.results:
-                conn.execute(insert(t.impression_results), [
+                conn.execute(insert(tables.impression_results), [
                     {"search_id": impression.search_id, "doc_id": r.doc_id, "rank": r.rank, "score": r.score,
                      "model_version": r.model_version}
                     for r in impression.results
@@ -127,12 +127,12 @@ class ClickLog:
 
     def get_impression(self, search_id: str) -> Impression | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.impressions).where(t.impressions.c.search_id == search_id)).mappings().first()
+            row = conn.execute(select(tables.impressions).where(tables.impressions.c.search_id == search_id)).mappings().first()
             if row is None:
                 return None
             results = conn.execute(
-                select(t.impression_results).where(t.impression_results.c.search_id == search_id)
-                .order_by(t.impression_results.c.rank)
+                select(tables.impression_results).where(tables.impression_results.c.search_id == search_id)
+                .order_by(tables.impression_results.c.rank)
             ).mappings().all()
         return _impression(row, results)
 
@@ -168,11 +168,11 @@ class ClickLog:
         with self.engine.begin() as conn:
             search_ids = sorted({c.search_id for c in batch})
             found = {r.search_id: r.created_at for r in conn.execute(
-                select(t.impressions.c.search_id, t.impressions.c.created_at)
-                .where(t.impressions.c.search_id.in_(search_ids)))}
+                select(tables.impressions.c.search_id, tables.impressions.c.created_at)
+                .where(tables.impressions.c.search_id.in_(search_ids)))}
             shown: dict[str, set[str]] = {}
-            for r in conn.execute(select(t.impression_results.c.search_id, t.impression_results.c.doc_id)
-                                  .where(t.impression_results.c.search_id.in_(search_ids))):
+            for r in conn.execute(select(tables.impression_results.c.search_id, tables.impression_results.c.doc_id)
+                                  .where(tables.impression_results.c.search_id.in_(search_ids))):
                 shown.setdefault(r.search_id, set()).add(r.doc_id)
             for i, click in enumerate(batch):
                 prefix = f"click {i}: " if len(batch) > 1 else ""
@@ -189,7 +189,7 @@ class ClickLog:
                         f"{self.click_window}; late clicks are not trusted as feedback"
                     )
             for click in batch:
-                inserted = self._insert_ignore(conn, t.clicks, [{
+                inserted = self._insert_ignore(conn, tables.clicks, [{
                     "search_id": click.search_id, "doc_id": click.doc_id, "created_at": now,
                     "dwell_seconds": click.dwell_seconds, "grade": click.grade, "user_id": click.user_id,
                 }], ["search_id", "doc_id"])
@@ -198,12 +198,12 @@ class ClickLog:
 
     def count_clicks(self, since: datetime | None = None, *, alias: str | None = None) -> int:
         """Clicks stored after ``since``; with ``alias``, only clicks on that alias's searches."""
-        query = select(func.count()).select_from(t.clicks)
+        query = select(func.count()).select_from(tables.clicks)
         if alias is not None:
-            query = query.join(t.impressions, t.impressions.c.search_id == t.clicks.c.search_id).where(
-                t.impressions.c.alias == alias)
+            query = query.join(tables.impressions, tables.impressions.c.search_id == tables.clicks.c.search_id).where(
+                tables.impressions.c.alias == alias)
         if since is not None:
-            query = query.where(t.clicks.c.created_at > since)
+            query = query.where(tables.clicks.c.created_at > since)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
@@ -218,17 +218,17 @@ class ClickLog:
         """
         last: tuple[datetime, str] | None = None
         while True:
-            query = select(t.impressions).order_by(t.impressions.c.created_at, t.impressions.c.search_id).limit(chunk)
+            query = select(tables.impressions).order_by(tables.impressions.c.created_at, tables.impressions.c.search_id).limit(chunk)
             if alias is not None:
-                query = query.where(t.impressions.c.alias == alias)
+                query = query.where(tables.impressions.c.alias == alias)
             if since is not None:
-                query = query.where(t.impressions.c.created_at >= since)
+                query = query.where(tables.impressions.c.created_at >= since)
             if until is not None:
-                query = query.where(t.impressions.c.created_at < until)
+                query = query.where(tables.impressions.c.created_at < until)
             if last is not None:
                 query = query.where(
-                    (t.impressions.c.created_at > last[0])
-                    | ((t.impressions.c.created_at == last[0]) & (t.impressions.c.search_id > last[1]))
+                    (tables.impressions.c.created_at > last[0])
+                    | ((tables.impressions.c.created_at == last[0]) & (tables.impressions.c.search_id > last[1]))
                 )
             with self.engine.connect() as conn:
                 rows = conn.execute(query).mappings().all()
@@ -236,12 +236,12 @@ class ClickLog:
                     return
                 ids = [r["search_id"] for r in rows]
                 results: dict[str, list] = {}
-                for r in conn.execute(select(t.impression_results).where(t.impression_results.c.search_id.in_(ids))
-                                      .order_by(t.impression_results.c.rank)).mappings():
+                for r in conn.execute(select(tables.impression_results).where(tables.impression_results.c.search_id.in_(ids))
+                                      .order_by(tables.impression_results.c.rank)).mappings():
                     results.setdefault(r["search_id"], []).append(r)
                 clicks: dict[str, list[Click]] = {}
-                for c in conn.execute(select(t.clicks).where(t.clicks.c.search_id.in_(ids))
-                                      .order_by(t.clicks.c.created_at, t.clicks.c.id)).mappings():
+                for c in conn.execute(select(tables.clicks).where(tables.clicks.c.search_id.in_(ids))
+                                      .order_by(tables.clicks.c.created_at, tables.clicks.c.id)).mappings():
                     clicks.setdefault(c["search_id"], []).append(Click.model_construct(
                         search_id=c["search_id"], doc_id=c["doc_id"], dwell_seconds=c["dwell_seconds"],
                         grade=c["grade"], user_id=c["user_id"], created_at=c["created_at"]))
@@ -253,23 +253,23 @@ class ClickLog:
     def stats(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             return {
-                "impressions": int(conn.execute(select(func.count()).select_from(t.impressions)).scalar() or 0),
-                "clicks": int(conn.execute(select(func.count()).select_from(t.clicks)).scalar() or 0),
+                "impressions": int(conn.execute(select(func.count()).select_from(tables.impressions)).scalar() or 0),
+                "clicks": int(conn.execute(select(func.count()).select_from(tables.clicks)).scalar() or 0),
             }
 
     def window_counts(self, since: datetime | None = None, *, alias: str | None = None) -> dict[str, int]:
         """Searches logged since ``since`` and the clicks on them: the window the miner reads (by search
         time, as :meth:`iter_feedback`), so an operator sees how much feedback the next run has."""
-        searches = select(t.impressions.c.search_id)
+        searches = select(tables.impressions.c.search_id)
         if alias is not None:
-            searches = searches.where(t.impressions.c.alias == alias)
+            searches = searches.where(tables.impressions.c.alias == alias)
         if since is not None:
-            searches = searches.where(t.impressions.c.created_at >= since)
+            searches = searches.where(tables.impressions.c.created_at >= since)
         searches = searches.subquery()
         with self.engine.connect() as conn:
             impressions = conn.execute(select(func.count()).select_from(searches)).scalar()
-            clicks = conn.execute(select(func.count()).select_from(t.clicks).where(
-                t.clicks.c.search_id.in_(select(searches.c.search_id)))).scalar()
+            clicks = conn.execute(select(func.count()).select_from(tables.clicks).where(
+                tables.clicks.c.search_id.in_(select(searches.c.search_id)))).scalar()
         return {"impressions": int(impressions or 0), "clicks": int(clicks or 0)}
 
     # The retrain lock (a lease) ------------------------------------------------------------------
@@ -277,19 +277,19 @@ class ClickLog:
         """Take ``name`` if free, expired or already ours; one atomic upsert on either backend."""
         now = utcnow()
         dialect = postgresql if self.dialect == "postgresql" else sqlite
-        stmt = dialect.insert(t.locks).values(name=name, owner=owner, expires_at=now + timedelta(seconds=lease_seconds))
+        stmt = dialect.insert(tables.locks).values(name=name, owner=owner, expires_at=now + timedelta(seconds=lease_seconds))
         stmt = stmt.on_conflict_do_update(
             index_elements=["name"],
             set_={"owner": stmt.excluded.owner, "expires_at": stmt.excluded.expires_at},
-            where=(t.locks.c.expires_at < now) | (t.locks.c.owner == owner),
-        ).returning(t.locks.c.owner)
+            where=(tables.locks.c.expires_at < now) | (tables.locks.c.owner == owner),
+        ).returning(tables.locks.c.owner)
         with self.engine.begin() as conn:
             return conn.execute(stmt).scalar() == owner
 
     def renew_lock(self, name: str, owner: str, lease_seconds: float) -> bool:
         with self.engine.begin() as conn:
             updated = conn.execute(
-                t.locks.update().where((t.locks.c.name == name) & (t.locks.c.owner == owner))
+                tables.locks.update().where((tables.locks.c.name == name) & (tables.locks.c.owner == owner))
                 .values(expires_at=utcnow() + timedelta(seconds=lease_seconds))
             ).rowcount
         return updated == 1
@@ -297,30 +297,30 @@ class ClickLog:
     def release_lock(self, name: str, owner: str) -> bool:
         with self.engine.begin() as conn:
             return conn.execute(
-                t.locks.delete().where((t.locks.c.name == name) & (t.locks.c.owner == owner))
+                tables.locks.delete().where((tables.locks.c.name == name) & (tables.locks.c.owner == owner))
             ).rowcount == 1
 
     def lock_holder(self, name: str) -> tuple[str, datetime] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.locks.c.owner, t.locks.c.expires_at).where(t.locks.c.name == name)).first()
+            row = conn.execute(select(tables.locks.c.owner, tables.locks.c.expires_at).where(tables.locks.c.name == name)).first()
         return (row.owner, row.expires_at) if row and row.expires_at > utcnow() else None
 
     # Run history ---------------------------------------------------------------------------------
     def record_run(self, started_at: datetime, outcome: Mapping[str, Any]) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(t.runs).values(started_at=started_at, finished_at=utcnow(),
+            conn.execute(insert(tables.runs).values(started_at=started_at, finished_at=utcnow(),
                                                status=str(outcome.get("status")), outcome=dict(outcome)))
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.runs).order_by(t.runs.c.id.desc()).limit(limit)).mappings().all()
+            rows = conn.execute(select(tables.runs).order_by(tables.runs.c.id.desc()).limit(limit)).mappings().all()
         return [dict(r) for r in rows]
 
     def last_run(self, *, attempted_only: bool = True) -> dict[str, Any] | None:
         """The latest run that did work (skipped and locked runs don't reset the click counter)."""
-        query = select(t.runs).order_by(t.runs.c.id.desc()).limit(1)
+        query = select(tables.runs).order_by(tables.runs.c.id.desc()).limit(1)
         if attempted_only:
-            query = query.where(t.runs.c.status.notin_(["skipped", "locked"]))
+            query = query.where(tables.runs.c.status.notin_(["skipped", "locked"]))
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return dict(row) if row else None

@@ -104,7 +104,7 @@ def test_a_reader_searches_through_reindex_and_swap(store: ClicktuneVectorStore,
     assert versions == {"v0001", "v0002"}, f"reader should have seen both sides of the swap: {versions}"
 
 
-def test_b_writes_during_reindex_are_kept(store: ClicktuneVectorStore, scifact_docs) -> None:
+def test_writes_during_reindex_are_kept(store: ClicktuneVectorStore, scifact_docs) -> None:
     base = scifact_docs[:80]
     _index(store, base)
     expected = {doc_id: (text, {"source": "scifact", "n": i}) for i, (doc_id, text) in enumerate(base)}
@@ -163,7 +163,7 @@ def test_b_writes_during_reindex_are_kept(store: ClicktuneVectorStore, scifact_d
     assert _live_contents(store) == expected
 
 
-def test_d_rollback_needs_no_encoding(store: ClicktuneVectorStore, scifact_docs, settings) -> None:
+def test_rollback_needs_no_encoding_and_a_second_rollback_is_refused(store: ClicktuneVectorStore, scifact_docs, settings) -> None:
     _index(store, scifact_docs[:30])
     query = scifact_docs[7][1][:300]
     ranking_v1 = [d.id for d in store.similarity_search(query, k=5)]
@@ -184,7 +184,7 @@ def test_d_rollback_needs_no_encoding(store: ClicktuneVectorStore, scifact_docs,
         rollback(handle)
 
 
-def test_e_bad_input(store: ClicktuneVectorStore, scifact_docs, settings, variant_model) -> None:
+def test_reindex_refuses_bad_input_with_typed_errors(store: ClicktuneVectorStore, scifact_docs, settings, variant_model) -> None:
     reindexer = BlueGreenReindexer(store.handle)
     with pytest.raises(NothingToReindexError, match="add documents"):
         reindexer.run("v0002")  # no alias yet

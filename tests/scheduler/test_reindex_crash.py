@@ -63,7 +63,7 @@ def _kill_run(home: Path, crash_at: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("crash_at", BEFORE_SWAP + AFTER_SWAP)
-def test_c_sigkill_at_each_step(indexed_home: Path, tmp_path: Path, crash_at: str) -> None:
+def test_a_sigkill_at_any_reindex_step_leaves_a_complete_live_collection(indexed_home: Path, tmp_path: Path, crash_at: str) -> None:
     home = _copy_home(indexed_home, tmp_path / "home")
     proc = _kill_run(home, crash_at)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
