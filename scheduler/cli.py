@@ -36,6 +36,7 @@ class _State:
     debug = False
     settings: ClicktuneSettings | None = None
     guard: Callable[[], None] | None = None  # the held lease's ensure_held, inside _exclusive
+    alias: str | None = None  # --alias as given
 
 
 @app.callback()
@@ -48,7 +49,7 @@ def _main(
     from clicktune.adapters import ClicktuneSettings
     from clicktune.scheduler.cli_errors import configure_logging
 
-    _State.debug = debug
+    _State.debug, _State.alias = debug, alias
     overrides = {k: v for k, v in {"home": home, "collection_alias": alias}.items() if v is not None}
     _State.settings = ClicktuneSettings(**overrides)  # type: ignore[arg-type]
     configure_logging(debug, _State.settings.log_level)  # --debug wins over log_level
@@ -245,6 +246,40 @@ def repair() -> None:
     pointer, kept = repaired
     console.print(f"CURRENT rebuilt: {pointer.version} live, history {', '.join(pointer.history) or '-'}"
                   + (f"; the unreadable file is kept as {kept}" if kept else ""))
+
+
+@app.command(name="import")
+def import_(
+    collection: Annotated[str, typer.Argument(help="The langchain-qdrant collection; its name becomes the alias.")],
+    content_key: Annotated[str, typer.Option("--content-key", help="Payload key of the texts.")] = "page_content",
+    metadata_key: Annotated[str, typer.Option("--metadata-key", help="Payload key of the metadata.")] = "metadata",
+    vector_name: Annotated[str | None, typer.Option(
+        "--vector-name", help="The dense vector to copy (default: the collection's only one).")] = None,
+) -> None:
+    """Adopt a QdrantVectorStore collection: copy it into <collection>__<CURRENT>, then make its name the alias.
+
+    Ids, texts and metadata are kept; vectors are copied when our model made them (checked on a sample),
+    else re-encoded. Stop the collection's writers first. Safe to re-run after a crash.
+    """
+    from clicktune.adapters.errors import ConfigurationError
+    from clicktune.adapters.qdrant import import_collection
+
+    assert _State.settings is not None
+    if _State.alias is not None and _State.alias != collection:
+        raise ConfigurationError(f"--alias {_State.alias} and the collection {collection} differ: the collection's "
+                                 "name becomes the alias, so drop --alias")
+    _State.settings = _State.settings.model_copy(update={"collection_alias": collection})
+    with _exclusive("import") as handle:
+        report = import_collection(handle, content_key=content_key, metadata_key=metadata_key,
+                                   vector_name=vector_name, guard=_State.guard)
+    if report.status != "imported":
+        done = "finished an interrupted import" if report.status == "finished" else "nothing to import"
+        console.print(f"{done}: {collection} is the alias of {report.target} ({report.points} points)")
+        return
+    console.print(
+        f"{collection} -> {report.target}: {report.points} points, vectors {report.vectors} ({report.reason}); "
+        f"alias {collection} -> {report.target} (readers of {collection} found no collection for "
+        f"{1000 * (report.window_seconds or 0):.0f} ms); {report.seconds.get('total', 0):.1f}s in all")
 
 
 challenger_app = typer.Typer(help="End a running challenger phase by hand.", no_args_is_help=True)

@@ -1,5 +1,6 @@
 """Qdrant: versioned collections behind an alias, caller ids kept, writes coordinated with reindexing."""
 
+from clicktune.adapters.qdrant.adoption import ImportReport, import_collection
 from clicktune.adapters.qdrant.client import close_shared_clients, qdrant_client_from_settings
 from clicktune.adapters.qdrant.collections import LiveCollection, VersionedCollections
 from clicktune.adapters.qdrant.coordination import WriteCoordinator, coordinator_for
@@ -15,6 +16,9 @@ from clicktune.adapters.qdrant.errors import (
     AliasIsCollectionError,
     AliasNotFoundError,
     CollectionLayoutError,
+    CollectionNotFoundError,
+    ForeignCollectionError,
+    ImportVerificationError,
     NothingToReindexError,
     ReindexVerificationError,
     VersionAlreadyLiveError,
@@ -28,6 +32,10 @@ __all__ = [
     "AliasIsCollectionError",
     "AliasNotFoundError",
     "CollectionLayoutError",
+    "CollectionNotFoundError",
+    "ForeignCollectionError",
+    "ImportReport",
+    "ImportVerificationError",
     "IndexHandle",
     "LiveCollection",
     "NothingToReindexError",
@@ -39,6 +47,7 @@ __all__ = [
     "WriteCoordinator",
     "close_shared_clients",
     "coordinator_for",
+    "import_collection",
     "document_from_payload",
     "point_id",
     "qdrant_client_from_settings",

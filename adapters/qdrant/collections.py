@@ -23,6 +23,11 @@ DEFAULT_HNSW_M = 16
 _ANY_VERSION = re.compile(r"^.+__(v\d{4,})$")
 
 
+def import_marker(alias: str) -> str:
+    """The alias an import points at its verified copy until the alias itself can be created."""
+    return f"{alias}__import"
+
+
 @dataclass(frozen=True)
 class LiveCollection:
     collection: str
@@ -47,22 +52,53 @@ class VersionedCollections:
 
     # Resolution --------------------------------------------------------------------------------
     def live(self) -> LiveCollection | None:
-        """The collection the alias points at now, or None before the first index."""
-        for alias in self.client.get_aliases().aliases:
-            if alias.alias_name == self.alias:
-                version = self.version_of(alias.collection_name)
-                if version is None:
-                    raise AliasIsCollectionError(
-                        f"alias {self.alias!r} points at {alias.collection_name!r}, which is not a clicktune "
-                        f"version collection ({self.alias}__v0001, ...); re-point it or use another alias"
-                    )
-                return LiveCollection(alias.collection_name, version)
+        """The collection the alias points at now, or None before the first index.
+
+        An import (``adoption.import_collection``) whose process died between deleting the collection it
+        adopted and creating the alias in its place left a marker alias on the verified copy: it is
+        finished here, by whichever process looks first.
+        """
+        aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+        target = aliases.get(self.alias)
+        if target is not None:
+            version = self.version_of(target)
+            if version is None:
+                raise AliasIsCollectionError(
+                    f"alias {self.alias!r} points at {target!r}, which is not a clicktune "
+                    f"version collection ({self.alias}__v0001, ...); re-point it or use another alias"
+                )
+            return LiveCollection(target, version)
+        imported = aliases.get(import_marker(self.alias))
         if self.client.collection_exists(self.alias):
+            if imported is not None:
+                raise AliasIsCollectionError(
+                    f"an import of the collection {self.alias!r} into {imported} was interrupted before it "
+                    f"finished; run `clicktune import {self.alias}` again (the collection is intact)"
+                )
             raise AliasIsCollectionError(
                 f"{self.alias!r} is a real Qdrant collection, not an alias; clicktune needs that name for the "
                 f"alias. Migrate it (clicktune import) or choose another collection_alias"
             )
+        if imported is not None and self.version_of(imported) is not None:
+            return self.finish_import(imported)
         return None
+
+    def finish_import(self, collection: str) -> LiveCollection:
+        """Replace the import marker by the alias, in one request (the adopted collection is gone)."""
+        version = self.version_of(collection)
+        assert version is not None
+        try:
+            self.client.update_collection_aliases(change_aliases_operations=[
+                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=import_marker(self.alias))),
+                models.CreateAliasOperation(
+                    create_alias=models.CreateAlias(collection_name=collection, alias_name=self.alias)),
+            ])
+        except Exception:
+            # another process finished it first; anything else is a real error
+            if not any(a.alias_name == self.alias for a in self.client.get_aliases().aliases):
+                raise
+        log.info("alias %s -> %s (import finished)", self.alias, collection)
+        return LiveCollection(collection, version)
 
     def require_live(self) -> LiveCollection:
         live = self.live()

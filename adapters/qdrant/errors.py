@@ -31,3 +31,15 @@ class VersionKeptForRollbackError(CollectionLayoutError):
 
 class ReindexVerificationError(CollectionLayoutError):
     """A freshly built collection failed verification; the alias was not touched."""
+
+
+class CollectionNotFoundError(CollectionLayoutError, LookupError):
+    """The collection to import is not on this Qdrant (a misspelled name, or the wrong Qdrant)."""
+
+
+class ForeignCollectionError(CollectionLayoutError):
+    """A collection to import cannot be read as langchain-qdrant's (payload keys, vector name)."""
+
+
+class ImportVerificationError(CollectionLayoutError):
+    """An imported copy failed verification; the collection it came from was left as it was."""
