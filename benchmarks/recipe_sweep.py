@@ -576,7 +576,7 @@ def _versions() -> dict[str, str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="local SentenceTransformer folder (fp16 or fp32)")
-    p.add_argument("--data", type=Path, default=Path("examples/data/scifact"))
+    p.add_argument("--data", type=Path, default=Path("scheduler/data/scifact"))
     p.add_argument("--out", type=Path, default=None, help="default $OUT/recipe_sweep.json or benchmarks/results/")
     p.add_argument("--seq-lens", default="128,256")
     p.add_argument("--epochs", default="3,1")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from clicktune.adapters.errors import ConfigurationError
 
-#: The SciFact copy that ships with the repository (see examples/data/scifact/SOURCE.md).
-BUNDLED_SCIFACT = Path(__file__).resolve().parents[1] / "examples" / "data" / "scifact"
+#: The SciFact copy that ships with the package (package data; see data/scifact/SOURCE.md beside this file).
+BUNDLED_SCIFACT = Path(__file__).resolve().parent / "data" / "scifact"
 
 
 @dataclass(frozen=True)

@@ -6,18 +6,22 @@ collection, offline check, challenger phase: simulated users click on team-draft
 until the sequential test decides), measure again, and write ``report.json`` and ``report.png``.
 Test queries and qrels are never seen by the loop: only clicks on train queries are.
 
-The app's vector store is given from outside (``examples/demo.py`` builds it): the scheduler never
-imports the plugin (arrows go plugin -> adapters <- scheduler), and the demo drives the store only
-through what any app would call.
+The app's vector store is given from outside: ``examples/demo.py`` builds it, and ``clicktune demo``
+finds the store class registered under the ``clicktune.stores`` entry point (``default``, the plugin's
+``ClicktuneVectorStore``; see pyproject.toml). The scheduler never imports the plugin (arrows go
+plugin -> adapters <- scheduler), and the demo drives the store only through what any app would call.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clicktune.adapters.clicklog import Challenger, ClickLog
+from clicktune.adapters.errors import ConfigurationError
 from clicktune.adapters.qdrant import IndexHandle, close_shared_clients
 from clicktune.adapters.settings import ClicktuneSettings
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
@@ -63,6 +68,51 @@ class DemoStore(Protocol):
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list: ...
     def record_click(self, search_id: str, doc_id: str, **kwargs: Any) -> bool: ...
     def active_challenger(self) -> Challenger | None: ...
+
+
+StoreFactory = Callable[[ClicktuneSettings], DemoStore]
+
+#: The entry-point group an app's store class is registered under (pyproject.toml).
+STORE_ENTRY_POINTS = "clicktune.stores"
+
+
+def registered_store(settings: ClicktuneSettings, name: str = "default") -> DemoStore:
+    """The store class registered as ``name`` in ``clicktune.stores``, opened on ``settings``."""
+    found = entry_points(group=STORE_ENTRY_POINTS, name=name)
+    if not found:
+        raise ConfigurationError(
+            f"no {STORE_ENTRY_POINTS!r} entry point named {name!r}: clicktune's package metadata is missing; "
+            "install it (pip install clicktune, or pip install -e . in a checkout) rather than running from a bare folder")
+    (entry,) = tuple(found)
+    return entry.load()(settings)
+
+
+def parse_config(argv: Sequence[str] | None = None, prog: str | None = None) -> DemoConfig:
+    """``DemoConfig`` from command-line arguments (``examples/demo.py`` and ``clicktune demo`` share them)."""
+    defaults = DemoConfig()
+    parser = argparse.ArgumentParser(prog=prog, description="The whole clicktune loop on SciFact, embedded, "
+                                     "with a before/after report.")
+    parser.add_argument("--data", type=Path, default=defaults.data_dir, help="BEIR folder (default: bundled SciFact)")
+    parser.add_argument("--demo-home", type=Path, default=defaults.home, help="scratch home, wiped at start")
+    parser.add_argument("--report", type=Path, default=defaults.report_dir, help="where report.json/.png go")
+    parser.add_argument("--rounds", type=int, default=defaults.rounds, help="traffic rounds before training")
+    parser.add_argument("--phase-rounds", type=int, default=defaults.phase_rounds,
+                        help="at most this many rounds of interleaved traffic")
+    parser.add_argument("--epochs", type=float, default=defaults.train_epochs)
+    parser.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    args = parser.parse_args(argv)
+    return DemoConfig(data_dir=args.data, home=args.demo_home, report_dir=args.report, rounds=args.rounds,
+                      phase_rounds=args.phase_rounds, train_epochs=args.epochs, max_seq_length=args.max_seq_length,
+                      train_max_seq_length=args.max_seq_length, seed=args.seed)
+
+
+def main(argv: Sequence[str] | None = None, store_factory: StoreFactory | None = None,
+         prog: str | None = None) -> dict[str, Any]:
+    """Parse arguments, open the app's store on a fresh demo home, run the demo."""
+    cfg = parse_config(argv, prog=prog)
+    settings = demo_settings(cfg)
+    return run_demo(cfg, settings, (store_factory or registered_store)(settings))
 
 
 def demo_settings(cfg: DemoConfig) -> ClicktuneSettings:

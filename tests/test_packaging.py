@@ -36,6 +36,9 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     assert "clicktune/plugin/__init__.py" in names
     assert "clicktune/adapters/registry/store.py" in names
     assert not any(n.split("/")[0] in {"plugin", "adapters", "scheduler", "tests"} for n in names)
+    # The bundled SciFact travels in the wheel, so the demo and the offline tools run from it.
+    assert {"clicktune/scheduler/data/scifact/corpus.jsonl.gz", "clicktune/scheduler/data/scifact/qrels/test.tsv",
+            "clicktune/scheduler/data/scifact/SOURCE.md"} <= set(names)
 
     target = tmp_path / "venv"
     venv.create(target, with_pip=True)
@@ -61,6 +64,13 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
         "    except ModuleNotFoundError:\n"
         "        continue\n"
         "    raise AssertionError(f'top-level {top} is importable')\n"
+        "from importlib.metadata import entry_points\n"
+        "from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset\n"
+        f"assert BUNDLED_SCIFACT.is_relative_to({str(fresh_site)!r}), BUNDLED_SCIFACT\n"
+        "data = BeirDataset.load(BUNDLED_SCIFACT)\n"
+        "assert len(data.corpus) == 5183 and len(data.qrels['test']) == 300, (len(data.corpus), len(data.qrels))\n"
+        "(store,) = entry_points(group='clicktune.stores', name='default')\n"
+        "assert store.load() is importlib.import_module('clicktune.plugin').ClicktuneVectorStore\n"
         "print('ok')\n"
     )
     proc = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path)

@@ -5,7 +5,7 @@ Run it (it needs the ``server`` extra: ``pip install -e '.[server,models]'``)::
     python examples/rag_app/app.py --home /tmp/rag-home          # http://127.0.0.1:8000
     uvicorn --factory app:create_app --app-dir examples/rag_app  # home from CLICKTUNE_HOME
 
-On first start it indexes 30 SciFact abstracts (the bundled copy in ``examples/data/scifact``, the
+On first start it indexes 30 SciFact abstracts (the bundled copy in ``scheduler/data/scifact``, the
 documents cited by the first test claims) into the home's embedded Qdrant; later starts find them
 and index nothing. The page offers those claims as sample questions.
 
