@@ -87,25 +87,29 @@ class ClicktuneSettings(BaseSettings):
         default="base", description="Fine-tune the base model on the whole window (no drift) or the champion."
     )
     train_epochs: float = Field(
-        default=3.0, gt=0, description="3 beat 1 on SciFact clicks: x1.034 vs x1.016 nDCG@10, mean of 3 seeds (README)."
+        default=3.0, gt=0, description="Passes over the mined pairs; 3 beat 1, 2 and 5 in the recipe sweep (README)."
     )
     train_batch_size: int = Field(default=32, ge=2, description="MNRL in-batch negatives grow with it.")
-    train_learning_rate: float = Field(default=2e-5, gt=0)
-    train_warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    train_learning_rate: float = Field(default=2e-5, gt=0, description="AdamW peak learning rate (5e-5 did not help).")
+    train_warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps spent warming up the rate.")
     train_max_seq_length: int | None = Field(
         default=128, ge=8, description="Token limit while training (serving keeps max_seq_length)."
     )
-    train_loss: Literal["mnrl", "cached_mnrl", "matryoshka"] = "mnrl"
+    train_loss: Literal["mnrl", "cached_mnrl", "matryoshka"] = Field(
+        default="mnrl", description="sentence-transformers loss: MultipleNegativesRanking, its cached or Matryoshka form."
+    )
     train_precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto",
         description="bf16 mixed precision for training; auto = where the hardware runs it natively "
         "(x1.6 pairs/s at equal nDCG@10 on this project's CPU, benchmarks/precision.py), else fp32.",
     )
     train_min_pairs: int = Field(default=32, ge=1, description="Fewer mined pairs than this: no training.")
-    seed: int = 42
+    seed: int = Field(default=42, description="Seeds training: data order, dropout and the resampling of weighted pairs.")
 
     # The offline check (a safety guard before the challenger phase) -------------------------------
-    gate_metric: Literal["ndcg@10", "mrr@10", "recall@10"] = "ndcg@10"
+    gate_metric: Literal["ndcg@10", "mrr@10", "recall@10"] = Field(
+        default="ndcg@10", description="The offline check's metric on held-out clicks and the golden set."
+    )
     gate_tolerance: float = Field(
         default=0.02, ge=0, description="Largest drop on held-out clicks a candidate may show and still be tried."
     )
@@ -141,10 +145,12 @@ class ClicktuneSettings(BaseSettings):
     )
 
     # Scheduling ------------------------------------------------------------------------------------
-    schedule_interval_minutes: float | None = Field(default=60.0, gt=0)
+    schedule_interval_minutes: float | None = Field(default=60.0, gt=0, description="Minutes between loop ticks.")
     schedule_cron: str | None = Field(default=None, description="Crontab expression; overrides the interval.")
     min_new_clicks: int = Field(default=100, ge=0, description="Clicks since the last run needed to retrain.")
-    misfire_grace_seconds: int = Field(default=300, ge=1)
+    misfire_grace_seconds: int = Field(
+        default=300, ge=1, description="APScheduler: a tick missed by up to this long still runs (once)."
+    )
     lock_lease_seconds: int = Field(default=600, ge=10, description="Retrain lock lease; renewed while alive.")
 
     # Feedback -----------------------------------------------------------------------------------
@@ -153,8 +159,11 @@ class ClicktuneSettings(BaseSettings):
     max_grade: int = Field(default=3, ge=1, description="Explicit grades go from 0 to this.")
     feedback_window_days: float | None = Field(default=90, gt=0, description="Clicks older than this are not mined.")
 
+    # Operations -------------------------------------------------------------------------------------
     progress: bool | None = Field(default=None, description="Progress bars: None = only on a TTY.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Level of clicktune's logs (the CLI's progress lines are INFO)."
+    )
 
     @field_validator("collection_alias")
     @classmethod

@@ -1,4 +1,4 @@
-"""The README's quickstart block runs as written, on a fresh embedded home."""
+"""The README stays true: its quickstart block runs as written, and its configuration table lists every setting."""
 
 from __future__ import annotations
 
@@ -20,3 +20,14 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("fracture-1 1 v0001 ")
     assert lines[2] == "rates-3"
+
+
+def test_readme_lists_every_setting_with_its_environment_variable() -> None:
+    """The configuration table is the one place an operator reads settings from: a new setting that
+    is not in it is invisible."""
+    from clicktune.adapters.settings import ClicktuneSettings
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    missing = [name for name in ClicktuneSettings.model_fields
+               if f"| `{name}` | `CLICKTUNE_{name.upper()}` |" not in readme]
+    assert not missing, f"README.md's configuration table lacks {missing}"
