@@ -14,15 +14,17 @@ from pathlib import Path
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_qdrant import QdrantVectorStore
-from qdrant_client import QdrantClient
+from qdrant_client import QdrantClient, models
 from shared_homes import clone_home
 
 from clicktune.adapters import ClicktuneSettings
 from clicktune.adapters.clicklog import ClickLog
+from clicktune.adapters.errors import LeaseLostError
 from clicktune.adapters.qdrant import (
     AliasIsCollectionError,
     ForeignCollectionError,
     close_shared_clients,
+    import_collection,
 )
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
@@ -127,15 +129,34 @@ def test_custom_payload_keys_and_a_named_vector(settings: ClicktuneSettings, emb
     _assert_everything_kept(store, corpus)
 
 
-@pytest.mark.parametrize("size", [384, 768])
 def test_vectors_of_another_model_are_re_encoded(settings: ClicktuneSettings, emb: ClicktuneEmbeddings,
-                                                 corpus: list, size: int) -> None:
-    source = _make(corpus, DeterministicFakeEmbedding(size=size), location=":memory:")
+                                                 corpus: list) -> None:
+    source = _make(corpus, DeterministicFakeEmbedding(size=384), location=":memory:")
     store = ClicktuneVectorStore.from_existing_collection("kb", emb, settings=settings, client=source.client)
     report = store.last_import
     assert (report.vectors, report.encoded, report.points) == ("re-encoded", N, N)
-    assert ("lowest cosine" in report.reason) == (size == 384)
+    assert "not made by v0001's model: lowest cosine" in report.reason
     _assert_everything_kept(store, corpus)
+
+    other = QdrantClient(":memory:")  # another dimension: re-encoded without sampling (empty here: adopted as is)
+    other.create_collection("kb", vectors_config=models.VectorParams(size=768, distance=models.Distance.DOT))
+    report = ClicktuneVectorStore.from_existing_collection("kb", emb, settings=settings, client=other).last_import
+    assert (report.status, report.vectors, report.points) == ("imported", "re-encoded", 0)
+    assert "768 dimensions" in report.reason and _layout(other) == ({"kb__v0001"}, {"kb": "kb__v0001"})
+
+
+def test_a_run_that_lost_its_lease_deletes_nothing(settings: ClicktuneSettings, emb: ClicktuneEmbeddings,
+                                                   corpus: list) -> None:
+    source = _make(corpus, DeterministicFakeEmbedding(size=384), location=":memory:")
+    store = ClicktuneVectorStore(settings, embeddings=emb, client=source.client, collection_name="kb")
+
+    def lost() -> None:
+        raise LeaseLostError("lost the lock (test)")
+
+    with pytest.raises(LeaseLostError):
+        import_collection(store.handle, guard=lost)  # the guard runs right before the delete
+    assert _layout(source.client) == ({"kb"}, {})  # copy and marker dropped, the collection untouched
+    assert source.client.count("kb").count == N
 
 
 _SCRIPT = textwrap.dedent(
