@@ -263,12 +263,16 @@ def import_(
     """
     from clicktune.adapters.errors import ConfigurationError
     from clicktune.adapters.qdrant import import_collection
+    from clicktune.adapters.settings import load_settings
 
     assert _State.settings is not None
     if _State.alias is not None and _State.alias != collection:
         raise ConfigurationError(f"--alias {_State.alias} and the collection {collection} differ: the collection's "
                                  "name becomes the alias, so drop --alias")
-    _State.settings = _State.settings.model_copy(update={"collection_alias": collection})
+    if not collection or "__" in collection or "/" in collection:
+        raise ConfigurationError(f"cannot import {collection!r}: its name becomes the alias, and an alias may not "
+                                 "contain '__' (clicktune's <alias>__<version>) or '/'")
+    _State.settings = load_settings(_State.settings, collection_alias=collection)
     with _exclusive("import") as handle:
         report = import_collection(handle, content_key=content_key, metadata_key=metadata_key,
                                    vector_name=vector_name, guard=_State.guard)

@@ -223,6 +223,8 @@ def test_the_import_command(home: Path, emb: ClicktuneEmbeddings, corpus: list, 
     _make(corpus[:8], emb, path=str(home / "qdrant")).client.close()
     assert main(["--home", str(home), "--alias", "docs", "import", "kb"]) == 1
     assert "drop --alias" in capsys.readouterr().err
+    assert main(["--home", str(home), "import", "kb__old"]) == 1
+    assert "may not contain '__'" in capsys.readouterr().err
 
     feedback = ClickLog.from_settings(settings)
     assert feedback.acquire_lock(lock_name("kb"), "someone-else", 60)
