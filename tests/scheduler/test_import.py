@@ -214,7 +214,8 @@ def test_sigkill_before_and_after_the_old_collection_is_deleted_loses_nothing(
         close_shared_clients()
 
 
-def test_the_import_command(home: Path, emb: ClicktuneEmbeddings, corpus: list, capsys: pytest.CaptureFixture) -> None:
+def test_the_import_command(home: Path, emb: ClicktuneEmbeddings, corpus: list, capsys: pytest.CaptureFixture,
+                            caplog: pytest.LogCaptureFixture) -> None:
     assert main(["--home", str(home), "import", "kb"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("clicktune: error: there is no collection 'kb' to import") and err.count("\n") == 1
@@ -234,5 +235,6 @@ def test_the_import_command(home: Path, emb: ClicktuneEmbeddings, corpus: list, 
     assert main(["--home", str(home), "import", "kb"]) == 0
     out = capsys.readouterr().out
     assert "kb -> kb__v0001: 8 points, vectors copied" in out and "found no collection for" in out
+    assert "import kb -> kb__v0001: copying 8 points" in caplog.text  # no TTY: progress as INFO lines
     assert main(["--home", str(home), "import", "kb"]) == 0
     assert "nothing to import: kb is the alias of kb__v0001 (8 points)" in capsys.readouterr().out
