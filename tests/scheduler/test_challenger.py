@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import random
+import shutil
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 from loop_fixtures import lose_lease
+from shared_homes import clone_home
 
 from clicktune.adapters import ClicktuneSettings, ModelRegistry
 from clicktune.adapters.errors import ChallengerRunningError, LeaseLostError
-from clicktune.adapters.qdrant import LiveCollection
+from clicktune.adapters.qdrant import LiveCollection, close_shared_clients
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 from clicktune.scheduler.challenger import ChallengerPhase, SequentialSignTest
@@ -87,21 +90,41 @@ def scifact_docs() -> list[tuple[str, str]]:
     return [(doc.doc_id, doc.content) for doc in list(corpus.values())[:120]]
 
 
-@pytest.fixture
-def phase_store(settings: ClicktuneSettings, variant_model, scifact_docs):
-    """v0001 live over 60 abstracts; v0002 built beside it and facing it as the running challenger."""
-    settings = settings.model_copy(update={"challenger_refresh_seconds": 0.0, "challenger_settle_seconds": 0.0,
-                                        "interleave_share": 1.0})
+def _phase_settings(home: Path) -> ClicktuneSettings:
+    return ClicktuneSettings(home=home, progress=False, challenger_refresh_seconds=0.0,
+                             challenger_settle_seconds=0.0, interleave_share=1.0)
+
+
+@pytest.fixture(scope="module")
+def phase_template(template_home: Path, tmp_path_factory: pytest.TempPathFactory, variant_model,
+                   scifact_docs) -> Path:
+    """A home (embedded Qdrant on disk) where v0001 serves 60 abstracts and v0002, built beside it,
+    faces it as the running challenger. Built once; each test gets a copy."""
+    home = clone_home(template_home, tmp_path_factory.mktemp("phase") / "home")
+    settings = _phase_settings(home)
     ModelRegistry.from_settings(settings).register(variant_model, parent="v0001")
+    with ClicktuneEmbeddings(settings, watch=False) as embeddings:
+        store = ClicktuneVectorStore(settings, embeddings=embeddings)
+        docs = scifact_docs[:60]
+        store.add_texts([t for _, t in docs], ids=[d for d, _ in docs])
+        phase = ChallengerPhase(store.handle, store.feedback, settings)
+        BlueGreenReindexer(store.handle).run(
+            "v0002", hand_off=lambda live, built: phase.start(live, built, {"passed": True}))
+    close_shared_clients()
+    return home
+
+
+@pytest.fixture
+def phase_store(phase_template: Path, tmp_path: Path):
+    """A copy of the phase template, opened: the store and its challenger phase."""
+    home = clone_home(phase_template, tmp_path / "home")  # the registry: weights linked, metadata copied
+    shutil.copytree(phase_template, home, ignore=shutil.ignore_patterns("registry"), dirs_exist_ok=True)
+    settings = _phase_settings(home)
     embeddings = ClicktuneEmbeddings(settings, watch=False)
     store = ClicktuneVectorStore(settings, embeddings=embeddings)
-    docs = scifact_docs[:60]
-    store.add_texts([t for _, t in docs], ids=[d for d, _ in docs])
-    phase = ChallengerPhase(store.handle, store.feedback, settings)
-    BlueGreenReindexer(store.handle).run(
-        "v0002", hand_off=lambda live, built: phase.start(live, built, {"passed": True}))
-    yield store, phase
+    yield store, ChallengerPhase(store.handle, store.feedback, settings)
     embeddings.close()
+    close_shared_clients()
 
 
 def _ids(store: ClicktuneVectorStore, collection: str) -> set[str]:
