@@ -286,6 +286,18 @@ def import_(
         f"{1000 * (report.window_seconds or 0):.0f} ms); {report.seconds.get('total', 0):.1f}s in all")
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def demo(ctx: typer.Context) -> None:
+    """The whole loop on the bundled SciFact in a scratch home, with a report (`clicktune demo --help`).
+
+    The same as `make demo` in a checkout: it opens the app's store registered under the
+    `clicktune.stores` entry point, so it runs from an installed wheel too. Ignores --home and --alias.
+    """
+    from clicktune.scheduler.demo import main as run_demo_main
+
+    run_demo_main(ctx.args, prog="clicktune demo")
+
+
 challenger_app = typer.Typer(help="End a running challenger phase by hand.", no_args_is_help=True)
 app.add_typer(challenger_app, name="challenger")
 

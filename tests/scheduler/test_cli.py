@@ -89,3 +89,20 @@ def test_commands_that_move_the_alias_wait_for_the_lease(cli_home: Path, command
     assert "holds the lock of alias 'docs'" in capsys.readouterr().err
     assert _status(cli_home, capsys) == before
     feedback.release_lock(lock_name("docs"), "another-worker")
+
+
+def test_the_demo_command_takes_the_demo_arguments_and_opens_the_registered_store(
+    settings: ClicktuneSettings, capsys: pytest.CaptureFixture
+) -> None:
+    """`clicktune demo` (from a wheel too) hands its arguments to the demo and opens the app's store
+    through the clicktune.stores entry point: the scheduler itself never imports the plugin."""
+    from clicktune.plugin import ClicktuneVectorStore
+    from clicktune.scheduler.demo import parse_config, registered_store
+
+    assert main(["demo", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: clicktune demo" in out and "--demo-home" in out and "--phase-rounds" in out
+    assert main(["demo", "--no-such-option"]) == 2
+    cfg = parse_config(["--seed", "3", "--rounds", "1", "--max-seq-length", "64"])
+    assert (cfg.seed, cfg.rounds, cfg.max_seq_length, cfg.train_max_seq_length) == (3, 1, 64, 64)
+    assert isinstance(registered_store(settings), ClicktuneVectorStore)
