@@ -49,6 +49,10 @@ class CorruptRegistryError(RegistryError):
     """A registry file exists but cannot be read (bad JSON, missing model files, dangling pointer)."""
 
 
+class NoLiveVersionError(RegistryError, LookupError):
+    """The registry has no live version yet: ``bootstrap()`` makes ``v0001`` from the base model."""
+
+
 class NothingToRollBackError(RegistryError):
     """Rollback was asked for but there is no previous version to go back to."""
 

@@ -49,7 +49,7 @@ class ClicktuneEmbeddings(Embeddings):
         self._watcher: RegistryWatcher | None = None
         self._current: str | None = None
         if version is None:
-            self._current = self.registry.current()
+            self._current = self.registry.bootstrap()  # the live version, made from the base model on first use
             use_watch = self.settings.watch_registry if watch is None else watch
             if use_watch:
                 self._watcher = RegistryWatcher(

@@ -151,7 +151,7 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
             live = self.collections.live()
             if live is not None:
                 return live
-            version = self.registry.current()
+            version = self.registry.bootstrap()  # the live version (v0001 on a fresh registry)
             name = self.collections.name_for(version)
             if not self.client.collection_exists(name):
                 encoder = self._embeddings.encoder(version)

@@ -220,7 +220,7 @@ def import_collection(
         raise CollectionNotFoundError(f"there is no collection {name!r} to import on the Qdrant at {where}: check "
                                       "the name, and CLICKTUNE_QDRANT_URL / CLICKTUNE_QDRANT_PATH")
     layout = read_layout(client, name, content_key=content_key, metadata_key=metadata_key, vector_name=vector_name)
-    version = handle.registry.current()
+    version = handle.registry.bootstrap()  # a fresh home: v0001 from the base model
     target = collections.name_for(version)
     if marker is not None or target in existing:  # left by a run that died before deleting the old collection
         log.warning("dropping %s, left by an import that did not finish; %s is intact", target, name)

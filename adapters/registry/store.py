@@ -33,6 +33,7 @@ from clicktune.adapters.crashpoints import crash_point
 from clicktune.adapters.errors import (
     CorruptRegistryError,
     InvalidVersionError,
+    NoLiveVersionError,
     NothingToRollBackError,
     VersionNotFoundError,
 )
@@ -202,11 +203,13 @@ class ModelRegistry:
         return pointer
 
     def current(self) -> str:
-        """The live version, bootstrapping ``v0001`` from the base model on first use."""
+        """The live version. Reading never writes: a registry with none yet raises ``NoLiveVersionError``
+        (``bootstrap()`` makes ``v0001``; the first ``ClicktuneEmbeddings`` of an app calls it)."""
         pointer = self.pointer()
-        if pointer is not None:
-            return pointer.version
-        return self.bootstrap()
+        if pointer is None:
+            raise NoLiveVersionError(f"model registry {self.root} has no live version yet: bootstrap() makes v0001 "
+                                     "from the base model (the first ClicktuneEmbeddings or store does it)")
+        return pointer.version
 
     def previous(self) -> str | None:
         pointer = self.pointer()
@@ -221,7 +224,10 @@ class ModelRegistry:
 
     # Writing -----------------------------------------------------------------------------------
     def bootstrap(self) -> str:
-        """Make ``v0001`` from the base model and promote it; idempotent across processes."""
+        """The live version; with none yet, make ``v0001`` from the base model and promote it (idempotent)."""
+        pointer = self.pointer()
+        if pointer is not None:
+            return pointer.version
         with self._locked():
             pointer = self.pointer()
             if pointer is not None:

@@ -18,6 +18,7 @@ from clicktune.adapters import (
     CorruptRegistryError,
     InvalidVersionError,
     ModelRegistry,
+    NoLiveVersionError,
     NothingToRollBackError,
     VersionNotFoundError,
 )
@@ -42,8 +43,11 @@ def test_bootstrap_makes_v0001_live(registry: ModelRegistry) -> None:
 def test_bootstrap_on_empty_folder(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path / "reg")
     assert registry.pointer() is None
-    assert registry.current() == "v0001"  # first use bootstraps
-    assert registry.current() == "v0001"  # and only once
+    with pytest.raises(NoLiveVersionError, match="bootstrap"):
+        registry.current()  # reading never writes a model
+    assert registry.versions() == [] and registry.pointer() is None
+    assert registry.bootstrap() == "v0001"  # explicit
+    assert registry.bootstrap() == registry.current() == "v0001"  # and only once
     assert registry.versions() == ["v0001"]
 
 
