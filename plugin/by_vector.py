@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.documents import Document
 
 from clicktune.adapters.errors import ConfigurationError, VectorDimensionError, VersionNotIndexedError
-from clicktune.adapters.qdrant import LiveCollection
+from clicktune.adapters.qdrant import CollectionVersion
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
-    from clicktune.adapters.qdrant import VersionCollectionStore, VersionedCollections
+    from clicktune.adapters.qdrant import AliasedCollections, CollectionDocumentStore
 
 
 class SearchByVector:
@@ -36,11 +36,11 @@ class SearchByVector:
     if TYPE_CHECKING:
         alias: str
         client: QdrantClient
-        collections: VersionedCollections
+        collections: AliasedCollections
 
-        def store_for(self, live: LiveCollection) -> VersionCollectionStore: ...
+        def store_for(self, live: CollectionVersion) -> CollectionDocumentStore: ...
 
-        def _annotate_and_log(self, query: str | None, results: list[tuple[Document, float]], live: LiveCollection,
+        def _annotate_and_log(self, query: str | None, results: list[tuple[Document, float]], live: CollectionVersion,
                     log_impression: bool | None, user_id: str | None, session_id: str | None,
                     ) -> list[tuple[Document, float]]: ...
 
@@ -76,7 +76,7 @@ class SearchByVector:
 
     def _vector_target(
         self, embedding: Sequence[float], model_version: str | None
-    ) -> tuple[LiveCollection, list[float]] | None:
+    ) -> tuple[CollectionVersion, list[float]] | None:
         """The collection to search and the vector as floats; None when nothing is indexed yet."""
         if model_version is None:
             target = self.collections.live()
@@ -90,7 +90,7 @@ class SearchByVector:
                     f"model version {model_version} has no collection under alias {self.alias!r} ({name}): it was "
                     f"never indexed here, or retention removed it (indexed versions: {indexed}); embed the query "
                     f"again with a version that is, or search by text")
-            target = LiveCollection(name, model_version)
+            target = CollectionVersion(name, model_version)
         vector = [float(x) for x in embedding]
         dimension = self._dimension(target.collection)
         if len(vector) != dimension:

@@ -28,9 +28,9 @@ from clicktune.adapters.clicklog import Challenger, ClickLog, Impression, Impres
 from clicktune.adapters.limits import check_session_id, check_user_id
 from clicktune.adapters.qdrant import (
     ANNOTATIONS_KEY,
+    CollectionDocumentStore,
+    CollectionVersion,
     IndexHandle,
-    LiveCollection,
-    VersionCollectionStore,
     validate_documents,
 )
 from clicktune.adapters.settings import ClicktuneSettings, load_settings
@@ -48,7 +48,7 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
     """LangChain ``VectorStore`` over ``<alias>`` -> ``<alias>__<version>`` in Qdrant.
 
     Built on ``langchain_qdrant.QdrantVectorStore`` (one per concrete collection, see
-    :class:`VersionCollectionStore`); this class adds the alias resolution, the version bookkeeping
+    :class:`CollectionDocumentStore`); this class adds the alias resolution, the version bookkeeping
     on results, and the coordination of writes with a running blue-green reindex.
 
     Writes also go to the previous version's collection while it is kept for rollback, embedded by
@@ -96,7 +96,7 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         self.log_impressions = self.settings.log_impressions if log_impressions is None else log_impressions
         self._feedback = feedback
         self._impression_logger: ImpressionLogger | None = None
-        self._stores: dict[str, VersionCollectionStore] = {}
+        self._stores: dict[str, CollectionDocumentStore] = {}
         self._stores_lock = threading.Lock()
         self._bootstrap_lock = threading.Lock()
         self.interleave = interleave
@@ -111,12 +111,12 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
     def embeddings(self) -> Embeddings:
         return self._embeddings
 
-    def store_for(self, live: LiveCollection) -> VersionCollectionStore:
+    def store_for(self, live: CollectionVersion) -> CollectionDocumentStore:
         """The langchain-qdrant store of one concrete collection, embedding with its own version."""
         with self._stores_lock:
             store = self._stores.get(live.collection)
             if store is None:
-                store = VersionCollectionStore(
+                store = CollectionDocumentStore(
                     client=self.client,
                     collection_name=live.collection,
                     # quiet: add_texts draws one bar over the whole call, not one per upsert batch
@@ -139,10 +139,10 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
             self._impression_logger = ImpressionLogger(self.feedback)
         return self._impression_logger
 
-    def live(self) -> LiveCollection | None:
+    def live(self) -> CollectionVersion | None:
         return self.collections.live()
 
-    def _ensure_live(self) -> LiveCollection:
+    def _ensure_live(self) -> CollectionVersion:
         """The live collection; on an empty setup, create ``<alias>__<CURRENT>`` and the alias."""
         live = self.collections.live()
         if live is not None:
@@ -159,9 +159,9 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
                 self.registry.update_info(version, index_precision=encoder.precision)
             self.collections.point_alias_at(name)
             log.info("bootstrapped alias %s -> %s", self.alias, name)
-            return LiveCollection(name, version)
+            return CollectionVersion(name, version)
 
-    def _write_targets(self, live: LiveCollection) -> list[LiveCollection]:
+    def _write_targets(self, live: CollectionVersion) -> list[CollectionVersion]:
         """The live collection, the one a rollback would serve, and a running challenger's.
 
         Read fresh on every write (under the coordinator's shared lock), never cached: a write
@@ -172,10 +172,10 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         if self.mirror_writes_to_previous:
             previous = self.handle.rollback_version(live.version)
             if previous and previous != live.version:
-                targets.append(LiveCollection(self.collections.name_for(previous), previous))
+                targets.append(CollectionVersion(self.collections.name_for(previous), previous))
         challenger = self.feedback.challengers.active(self.alias)
         if challenger is not None:
-            targets.append(LiveCollection(challenger.challenger_collection, challenger.challenger_version))
+            targets.append(CollectionVersion(challenger.challenger_collection, challenger.challenger_version))
         unique = list({t.collection: t for t in targets}.values())
         return [unique[0], *[t for t in unique[1:] if self.client.collection_exists(t.collection)]]
 
@@ -292,7 +292,7 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
             self._challenger, self._challenger_checked_at = challenger, now
         return challenger
 
-    def _challenger_for_this_search(self, live: LiveCollection) -> Challenger | None:
+    def _challenger_for_this_search(self, live: CollectionVersion) -> Challenger | None:
         if not self.interleave:
             return None
         challenger = self.active_challenger()
@@ -303,14 +303,14 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         return challenger if draw < challenger.interleave_share else None
 
     def _interleaved(
-        self, query: str, k: int, live: LiveCollection, challenger: Challenger, **kwargs: Any
+        self, query: str, k: int, live: CollectionVersion, challenger: Challenger, **kwargs: Any
     ) -> tuple[list[tuple[Document, float]], list[str]]:
         """Team-draft interleaving of the champion's and the challenger's top ``k``.
 
         Each model embeds the query for its own collection (docs/ARCHITECTURE.md invariant 1, per
         result), and each shown document keeps the score and version of the model that contributed it.
         """
-        other = LiveCollection(challenger.challenger_collection, challenger.challenger_version)
+        other = CollectionVersion(challenger.challenger_collection, challenger.challenger_version)
         teams = (
             self.store_for(live).similarity_search_with_score(query, k, **kwargs),
             self.store_for(other).similarity_search_with_score(query, k, **kwargs),
@@ -328,7 +328,7 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         """langchain-qdrant's for cosine, ``(cosine + 1) / 2`` in [0, 1], so score thresholds carry over."""
-        return VersionCollectionStore._cosine_relevance_score_fn
+        return CollectionDocumentStore._cosine_relevance_score_fn
 
     def max_marginal_relevance_search(
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
@@ -348,7 +348,7 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         self,
         query: str | None,
         results: list[tuple[Document, float]],
-        live: LiveCollection,
+        live: CollectionVersion,
         log_impression: bool | None,
         user_id: str | None,
         session_id: str | None,

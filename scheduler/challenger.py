@@ -33,7 +33,7 @@ import numpy as np
 from clicktune.adapters.clicklog import Challenger, ClickLog
 from clicktune.adapters.crashpoints import crash_point
 from clicktune.adapters.errors import ChallengerRunningError
-from clicktune.adapters.qdrant import IndexHandle, LiveCollection, ReindexVerificationError
+from clicktune.adapters.qdrant import CollectionVersion, IndexHandle, ReindexVerificationError
 from clicktune.adapters.settings import ClicktuneSettings
 from clicktune.scheduler.reindex import apply_retention
 
@@ -173,7 +173,7 @@ class ChallengerPhase:
                 f"on alias {self.alias!r}; end it first: `clicktune challenger promote` or `clicktune challenger drop`"
             )
 
-    def start(self, live: LiveCollection, built: LiveCollection, offline: dict[str, Any]) -> Challenger:
+    def start(self, live: CollectionVersion, built: CollectionVersion, offline: dict[str, Any]) -> Challenger:
         """Open the phase (called while writers wait, right after the candidate's last catch-up)."""
         challenger = self.feedback.challengers.start(
             alias=self.alias, champion_version=live.version, challenger_version=built.version,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from clicktune.adapters.clicklog import ClickLog
-    from clicktune.adapters.qdrant import IndexHandle, VersionedCollections
+    from clicktune.adapters.qdrant import AliasedCollections, IndexHandle
     from clicktune.adapters.registry import ModelRegistry
 
 
@@ -70,13 +70,13 @@ def status_data(settings: ClicktuneSettings) -> dict[str, Any]:
     """Everything ``status`` shows, as JSON-ready data; reads only the parts that exist."""
     parts = require_setup(settings)  # before importing the Qdrant client: a wrong home fails at once
     from clicktune.adapters.clicklog import ClickLog
-    from clicktune.adapters.qdrant import IndexHandle, VersionedCollections, qdrant_client_from_settings
+    from clicktune.adapters.qdrant import AliasedCollections, IndexHandle, qdrant_client_from_settings
     from clicktune.adapters.registry import ModelRegistry
 
     alias = settings.collection_alias
     registry = ModelRegistry.from_settings(settings) if parts.registry else None
     client = qdrant_client_from_settings(settings) if parts.qdrant else None
-    collections = VersionedCollections(client, alias) if client is not None else None
+    collections = AliasedCollections(client, alias) if client is not None else None
     handle = (IndexHandle.from_settings(settings, client=client, registry=registry)
               if client is not None and registry is not None else None)
     log = ClickLog.from_settings(settings) if parts.feedback else None
@@ -94,7 +94,7 @@ def status_data(settings: ClicktuneSettings) -> dict[str, Any]:
             log.close()
 
 
-def _index_data(collections: VersionedCollections | None, registry: ModelRegistry | None) -> dict[str, Any]:
+def _index_data(collections: AliasedCollections | None, registry: ModelRegistry | None) -> dict[str, Any]:
     live = collections.live() if collections is not None else None
     pointer = registry.pointer() if registry is not None else None
     others = sorted({a.alias_name for a in collections.client.get_aliases().aliases} - {collections.alias}

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from clicktune.adapters.clicklog import Challenger, ClickLog
 from clicktune.adapters.crashpoints import fail_point
 from clicktune.adapters.errors import LeaseLostError
-from clicktune.adapters.qdrant import IndexHandle, LiveCollection, ReindexVerificationError
+from clicktune.adapters.qdrant import CollectionVersion, IndexHandle, ReindexVerificationError
 from clicktune.adapters.settings import ClicktuneSettings
 from clicktune.scheduler.challenger import ChallengerPhase
 from clicktune.scheduler.evaluation import EvalSet
@@ -256,7 +256,7 @@ class RetrainLoop:
                     checks.append(self.gate.evaluate(self.handle, champion_collection, candidate_collection, heldout))
                 return checks[0].passed
 
-            def open_phase(champion: LiveCollection, built: LiveCollection) -> None:
+            def open_phase(champion: CollectionVersion, built: CollectionVersion) -> None:
                 phase.start(champion, built, checks[0].as_dict())
 
             with self._step("build", steps):

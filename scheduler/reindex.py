@@ -22,8 +22,8 @@ from clicktune.adapters.crashpoints import crash_point, fail_point
 from clicktune.adapters.models import VersionEncoder
 from clicktune.adapters.qdrant import (
     DOC_ID_KEY,
+    CollectionVersion,
     IndexHandle,
-    LiveCollection,
     NothingToReindexError,
     ReindexVerificationError,
     VersionAlreadyLiveError,
@@ -118,7 +118,7 @@ class BlueGreenReindexer:
         self,
         version: str,
         approve: Callable[[str, str], bool] | None = None,
-        hand_off: Callable[[LiveCollection, LiveCollection], None] | None = None,
+        hand_off: Callable[[CollectionVersion, CollectionVersion], None] | None = None,
         protect: set[str] | None = None,
     ) -> ReindexReport:
         """Build, verify and (if ``approve(live_collection, new_collection)`` agrees) swap to ``version``.
@@ -163,7 +163,7 @@ class BlueGreenReindexer:
             except Exception:
                 # Nothing half-built may linger: the alias still serves the old collection, so the new
                 # one is dropped (a SIGKILL skips this; the next run's reconcile removes it instead).
-                if self.collections.live() != LiveCollection(target, version) and self.client.collection_exists(target):
+                if self.collections.live() != CollectionVersion(target, version) and self.client.collection_exists(target):
                     self.collections.drop(target)
                 raise
         if not (report.swapped or report.handed_off):
@@ -187,13 +187,13 @@ class BlueGreenReindexer:
     def _build_and_swap(
         self,
         session: ReindexSession,
-        live: LiveCollection,
+        live: CollectionVersion,
         target: str,
         encoder: VersionEncoder,
         report: ReindexReport,
         timings: dict[str, float],
         approve: Callable[[str, str], bool] | None,
-        hand_off: Callable[[LiveCollection, LiveCollection], None] | None,
+        hand_off: Callable[[CollectionVersion, CollectionVersion], None] | None,
     ) -> None:
         self.collections.create(report.version, encoder.dimension, bulk_load=True)
         crash_point("reindex.created")
@@ -227,7 +227,7 @@ class BlueGreenReindexer:
             if self.guard is not None:
                 self.guard()
             if hand_off is not None:
-                hand_off(live, LiveCollection(target, report.version))
+                hand_off(live, CollectionVersion(target, report.version))
                 report.handed_off = True
                 timings["freeze"] = time.perf_counter() - t
                 return
@@ -243,7 +243,7 @@ class BlueGreenReindexer:
         """Retention after a swap (see :func:`apply_retention`); returns the collections it deleted."""
         return apply_retention(self.handle, protect=protect, guard=self.guard)[0]
 
-    def _copy_all(self, live: LiveCollection, target: str, encoder: VersionEncoder) -> int:
+    def _copy_all(self, live: CollectionVersion, target: str, encoder: VersionEncoder) -> int:
         total = self.collections.count(live.collection)
         bar = tqdm(total=total, desc=f"reindex {live.collection} -> {target}", unit="doc",
                    disable=not self.show_progress)
@@ -276,7 +276,7 @@ class BlueGreenReindexer:
             wait=True,
         )
 
-    def _replay(self, session: ReindexSession, live: LiveCollection, target: str, encoder: VersionEncoder) -> int:
+    def _replay(self, session: ReindexSession, live: CollectionVersion, target: str, encoder: VersionEncoder) -> int:
         """Bring ids written during the copy to their current live state in the target."""
         from clicktune.adapters.qdrant import point_id
 

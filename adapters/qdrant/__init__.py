@@ -2,12 +2,12 @@
 
 from clicktune.adapters.qdrant.adoption import ImportReport, import_collection
 from clicktune.adapters.qdrant.client import close_shared_clients, qdrant_client_from_settings
-from clicktune.adapters.qdrant.collections import LiveCollection, VersionedCollections
+from clicktune.adapters.qdrant.collections import AliasedCollections, CollectionVersion
 from clicktune.adapters.qdrant.coordination import WriteCoordinator, coordinator_for
 from clicktune.adapters.qdrant.documents import (
     ANNOTATIONS_KEY,
     DOC_ID_KEY,
-    VersionCollectionStore,
+    CollectionDocumentStore,
     document_from_payload,
     point_id,
     validate_documents,
@@ -37,13 +37,13 @@ __all__ = [
     "ImportReport",
     "ImportVerificationError",
     "IndexHandle",
-    "LiveCollection",
+    "CollectionVersion",
     "NothingToReindexError",
     "ReindexVerificationError",
     "VersionAlreadyLiveError",
     "VersionKeptForRollbackError",
-    "VersionCollectionStore",
-    "VersionedCollections",
+    "CollectionDocumentStore",
+    "AliasedCollections",
     "WriteCoordinator",
     "close_shared_clients",
     "coordinator_for",

@@ -13,7 +13,7 @@ nothing between it and the alias (the switch-over window, measured in the report
 the verified copy gets a marker alias (``docs__import``, see ``collections.import_marker``):
 - killed before the marker, or with the marker but before the delete: ``docs`` is intact; the next
   run drops the partial copy (and the marker) and starts again;
-- killed after the delete: the next ``VersionedCollections.live()`` in any process (a store's first
+- killed after the delete: the next ``AliasedCollections.live()`` in any process (a store's first
   search or write, a re-run of the import, a reindex's reconcile) replaces the marker by the alias.
 Crash points: ``import.created``, ``import.copied``, ``import.verified``, ``import.source_deleted``.
 Writers of the old collection must stop during an import: a point count checked right before the

@@ -29,12 +29,14 @@ def import_marker(alias: str) -> str:
 
 
 @dataclass(frozen=True)
-class LiveCollection:
+class CollectionVersion:
+    """A concrete collection and the model version whose vectors it holds (live or not)."""
+
     collection: str
     version: str
 
 
-class VersionedCollections:
+class AliasedCollections:
     """Create, list, resolve, swap and retire the version collections of one alias."""
 
     def __init__(self, client: QdrantClient, alias: str) -> None:
@@ -51,7 +53,7 @@ class VersionedCollections:
         return match.group(1) if match else None
 
     # Resolution --------------------------------------------------------------------------------
-    def live(self) -> LiveCollection | None:
+    def live(self) -> CollectionVersion | None:
         """The collection the alias points at now, or None before the first index.
 
         An import (``adoption.import_collection``) whose process died between deleting the collection it
@@ -67,7 +69,7 @@ class VersionedCollections:
                     f"alias {self.alias!r} points at {target!r}, which is not a clicktune "
                     f"version collection ({self.alias}__v0001, ...); re-point it or use another alias"
                 )
-            return LiveCollection(target, version)
+            return CollectionVersion(target, version)
         imported = aliases.get(import_marker(self.alias))
         if self.client.collection_exists(self.alias):
             if imported is not None:
@@ -83,7 +85,7 @@ class VersionedCollections:
             return self.finish_import(imported)
         return None
 
-    def finish_import(self, collection: str) -> LiveCollection:
+    def finish_import(self, collection: str) -> CollectionVersion:
         """Replace the import marker by the alias, in one request (the adopted collection is gone)."""
         version = self.version_of(collection)
         assert version is not None
@@ -98,21 +100,21 @@ class VersionedCollections:
             if not any(a.alias_name == self.alias for a in self.client.get_aliases().aliases):
                 raise
         log.info("alias %s -> %s (import finished)", self.alias, collection)
-        return LiveCollection(collection, version)
+        return CollectionVersion(collection, version)
 
-    def require_live(self) -> LiveCollection:
+    def require_live(self) -> CollectionVersion:
         live = self.live()
         if live is None:
             raise AliasNotFoundError(f"alias {self.alias!r} does not exist yet: add documents first")
         return live
 
-    def versions(self) -> list[LiveCollection]:
+    def versions(self) -> list[CollectionVersion]:
         """Every version collection of this alias, oldest first."""
         found = []
         for description in self.client.get_collections().collections:
             version = self.version_of(description.name)
             if version is not None:
-                found.append(LiveCollection(description.name, version))
+                found.append(CollectionVersion(description.name, version))
         return sorted(found, key=lambda c: parse_version(c.version))
 
     def count(self, collection: str) -> int:

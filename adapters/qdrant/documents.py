@@ -83,7 +83,7 @@ def build_payload(text: str, metadata: dict | None, doc_id: str) -> dict[str, An
     return {CONTENT_KEY: text, METADATA_KEY: metadata or {}, DOC_ID_KEY: doc_id}
 
 
-class VersionCollectionStore(QdrantVectorStore):
+class CollectionDocumentStore(QdrantVectorStore):
     """``QdrantVectorStore`` over one concrete collection, embedding with that collection's version."""
 
     @classmethod

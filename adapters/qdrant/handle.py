@@ -14,7 +14,7 @@ from qdrant_client import QdrantClient
 
 from clicktune.adapters.models import EncoderCache, VersionEncoder, encoder_for_version
 from clicktune.adapters.qdrant.client import qdrant_client_from_settings, serialize_embedded
-from clicktune.adapters.qdrant.collections import VersionedCollections
+from clicktune.adapters.qdrant.collections import AliasedCollections
 from clicktune.adapters.qdrant.coordination import WriteCoordinator, coordinator_for
 from clicktune.adapters.registry import ModelRegistry
 from clicktune.adapters.settings import ClicktuneSettings
@@ -25,7 +25,7 @@ class IndexHandle:
     settings: ClicktuneSettings
     client: QdrantClient
     registry: ModelRegistry
-    collections: VersionedCollections
+    collections: AliasedCollections
     coordinator: WriteCoordinator
     encoder: Callable[[str], VersionEncoder]
 
@@ -49,7 +49,7 @@ class IndexHandle:
             settings=settings,
             client=client,
             registry=registry,
-            collections=VersionedCollections(client, alias),
+            collections=AliasedCollections(client, alias),
             coordinator=coordinator_for(client, alias),
             encoder=encoder,
         )

@@ -18,7 +18,7 @@ from clicktune.adapters.errors import (
     VectorDimensionError,
     VersionNotIndexedError,
 )
-from clicktune.adapters.qdrant import VersionCollectionStore
+from clicktune.adapters.qdrant import CollectionDocumentStore
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 
 DOCS = {
@@ -106,7 +106,7 @@ def test_search_by_vector_names_the_version_that_made_it(store: ClicktuneVectorS
     assert store.registry.register(variant_model, parent="v0001") == "v0002"
     v2 = store.embeddings.for_version("v0002")
     other = store.collections.create("v0002", v2.dimension)
-    VersionCollectionStore(client=store.client, collection_name=other, embedding=v2,
+    CollectionDocumentStore(client=store.client, collection_name=other, embedding=v2,
                            validate_collection_config=False).add_texts(["Calcium and bone density."], ids=["bone-9"])
     [doc] = store.similarity_search_by_vector(v2.embed_query(QUERY), k=1, model_version="v0002")
     assert doc.id == "bone-9" and doc.metadata["clicktune"]["model_version"] == "v0002"

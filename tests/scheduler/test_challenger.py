@@ -16,7 +16,7 @@ from shared_homes import clone_home
 
 from clicktune.adapters import ClicktuneSettings, ModelRegistry
 from clicktune.adapters.errors import ChallengerRunningError, LeaseLostError
-from clicktune.adapters.qdrant import LiveCollection, close_shared_clients
+from clicktune.adapters.qdrant import CollectionVersion, close_shared_clients
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 from clicktune.scheduler.challenger import ChallengerPhase, SequentialSignTest
@@ -192,7 +192,7 @@ def test_writes_during_the_phase_reach_the_challenger_and_survive_promotion(phas
     with pytest.raises(ChallengerRunningError):
         phase.ensure_none_running("re-index")
     phase.promote(challenger, {"decision": "promote", "reason": "test"})
-    assert store.collections.require_live() == LiveCollection("docs__v0002", "v0002")
+    assert store.collections.require_live() == CollectionVersion("docs__v0002", "v0002")
     assert store.registry.current() == "v0002" and store.registry.get("v0002").status == "live"
     assert phase.active() is None
     decision = store.registry.get("v0002").decisions[-1]
