@@ -34,6 +34,7 @@ from clicktune.adapters.qdrant import IndexHandle, close_shared_clients
 from clicktune.adapters.settings import ClicktuneSettings
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 from clicktune.scheduler.evaluation import EvalSet, Scores, evaluate_collection
+from clicktune.scheduler.gate import OfflineCheck
 from clicktune.scheduler.loop import RetrainLoop
 from clicktune.scheduler.simulator import ClickModel, ClickSimulator, SimulationConfig
 
@@ -161,19 +162,20 @@ def run_demo(
                   f"({traffic['relevant_clicks']:,} on relevant documents)")
 
     t = time.perf_counter()
-    loop = RetrainLoop(settings, handle=store.handle, feedback=store.feedback)
+    # The test queries ride along in the offline check as a report-only set: scored for both models
+    # and recorded, never decided on (the loop only ever sees clicks).
+    gate = OfflineCheck.from_settings(settings, report_sets={"test": test})
+    loop = RetrainLoop(settings, handle=store.handle, feedback=store.feedback, gate=gate)
     started = loop.tick(force=True)
     timings["train_and_build"] = time.perf_counter() - t
     console.print(f"loop: [bold]{started.status}[/] - {started.reason}")
-    candidate: dict[str, Any] = {}
+    offline = (started.decision or {}).get("offline") or {}
+    candidate: dict[str, Any] = (
+        {"version": offline["candidate_version"], **offline["candidate"]["test"]} if offline else {})
     phase_rounds: list[dict[str, Any]] = []
     final = started
     challenger = store.active_challenger()
     if started.status == "challenger" and challenger is not None:
-        # The challenger's own collection, scored on the test queries for the report only.
-        candidate = {"version": challenger.challenger_version, **evaluate_collection(
-            store.handle.client, challenger.challenger_collection, store.handle.encoder(challenger.challenger_version),
-            test).as_dict()}
         t = time.perf_counter()
         for i in range(cfg.phase_rounds):
             round_traffic = simulate(1, cfg.seed + 1000 * (i + 1))

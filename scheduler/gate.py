@@ -41,19 +41,29 @@ class OfflineCheckResult:
 
 @dataclass
 class OfflineCheck:
-    """No regression beyond ``tolerance`` on held-out clicks, nor beyond ``golden_tolerance`` on golden."""
+    """No regression beyond ``tolerance`` on held-out clicks, nor beyond ``golden_tolerance`` on golden.
+
+    ``report_sets`` are scored for both models and recorded with the result, never decided on: how a
+    benchmark or the demo sees a candidate's score on judged queries the loop must not learn from.
+    """
 
     metric: str = "ndcg@10"
     tolerance: float = 0.02
     min_queries: int = 10
     golden: EvalSet | None = None
     golden_tolerance: float = 0.005
+    report_sets: dict[str, EvalSet] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        reserved = {"heldout", "golden"} & set(self.report_sets)
+        if reserved:
+            raise ValueError(f"report set names {sorted(reserved)} are the check's own: name them otherwise")
 
     @classmethod
-    def from_settings(cls, settings: ClicktuneSettings) -> OfflineCheck:
+    def from_settings(cls, settings: ClicktuneSettings, report_sets: dict[str, EvalSet] | None = None) -> OfflineCheck:
         golden = EvalSet.from_beir(settings.golden_dir) if settings.golden_dir else None
         return cls(settings.gate_metric, settings.gate_tolerance, settings.gate_min_queries, golden,
-                   settings.golden_tolerance)
+                   settings.golden_tolerance, dict(report_sets or {}))
 
     def decide(
         self,
@@ -94,7 +104,7 @@ class OfflineCheck:
         candidate_version = handle.collections.version_of(candidate_collection)
         if champion_version is None or candidate_version is None:
             raise ValueError(f"{champion_collection} / {candidate_collection} are not version collections")
-        sets = {"heldout": heldout, **({"golden": self.golden} if self.golden else {})}
+        sets = {"heldout": heldout, **({"golden": self.golden} if self.golden else {}), **self.report_sets}
         batch = handle.settings.batch_size
 
         def scores(collection: str, version: str) -> dict[str, Scores]:

@@ -248,16 +248,14 @@ class RetrainLoop:
             outcome.candidate = result.version
 
             heldout = EvalSet(mined.eval_queries, mined.eval_relevant, name="heldout", judged=mined.eval_judged)
-            checks: list[OfflineCheckResult] = []
             phase = ChallengerPhase(self.handle, self.feedback, self.settings, guard=guard)
 
-            def offline_check(champion_collection: str, candidate_collection: str) -> bool:
+            def offline_check(champion_collection: str, candidate_collection: str) -> OfflineCheckResult:
                 with self._step("offline_check", steps):
-                    checks.append(self.gate.evaluate(self.handle, champion_collection, candidate_collection, heldout))
-                return checks[0].passed
+                    return self.gate.evaluate(self.handle, champion_collection, candidate_collection, heldout)
 
-            def open_phase(champion: CollectionVersion, built: CollectionVersion) -> None:
-                phase.start(champion, built, checks[0].as_dict())
+            def open_phase(champion: CollectionVersion, built: CollectionVersion, check: OfflineCheckResult) -> None:
+                phase.start(champion, built, check.as_dict())
 
             with self._step("build", steps):
                 report = BlueGreenReindexer(self.handle, guard=guard).run(
@@ -267,7 +265,7 @@ class RetrainLoop:
                 self.handle.registry.update_info(outcome.candidate, status="failed",
                                                  training_error=f"{type(exc).__name__}: {exc}")
             raise
-        check = checks[0]
+        check: OfflineCheckResult = report.approval
         outcome.decision = {"offline": check.as_dict()}
         registry = self.handle.registry
         info = registry.get(result.version)

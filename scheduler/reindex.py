@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from qdrant_client import models
 from tqdm.auto import tqdm
@@ -50,9 +50,19 @@ class ReindexReport:
     swapped: bool = False
     #: Built, verified and kept for a challenger phase instead of swapped in.
     handed_off: bool = False
+    #: What ``approve`` returned (the offline check's result), when one was asked.
+    approval: Approval | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return {**self.__dict__, "approval": self.approval.as_dict() if self.approval is not None else None}
+
+
+class Approval(Protocol):
+    """An approver's verdict on a built collection (``OfflineCheckResult`` is one)."""
+
+    passed: bool
+
+    def as_dict(self) -> dict[str, Any]: ...
 
 
 class BlueGreenReindexer:
@@ -117,15 +127,16 @@ class BlueGreenReindexer:
     def run(
         self,
         version: str,
-        approve: Callable[[str, str], bool] | None = None,
-        hand_off: Callable[[CollectionVersion, CollectionVersion], None] | None = None,
+        approve: Callable[[str, str], Approval] | None = None,
+        hand_off: Callable[[CollectionVersion, CollectionVersion, Approval | None], None] | None = None,
         protect: set[str] | None = None,
     ) -> ReindexReport:
-        """Build, verify and (if ``approve(live_collection, new_collection)`` agrees) swap to ``version``.
+        """Build, verify and (if ``approve(live_collection, new_collection).passed``) swap to ``version``.
 
         ``approve`` is where the offline check scores the built collection against the live one before
-        anything changes; a refusal drops the new collection and leaves the alias and CURRENT alone.
-        With ``hand_off``, the built collection is not swapped in: ``hand_off(live, built)`` runs while
+        anything changes; its verdict is ``report.approval``, and a refusal drops the new collection and
+        leaves the alias and CURRENT alone. With ``hand_off``, the built collection is not swapped in:
+        ``hand_off(live, built, approval)`` runs while
         writers wait, right after the last catch-up (the challenger phase starts there, so no write can
         fall between the copy and the phase's own mirroring), and the collection is kept.
         """
@@ -192,8 +203,8 @@ class BlueGreenReindexer:
         encoder: VersionEncoder,
         report: ReindexReport,
         timings: dict[str, float],
-        approve: Callable[[str, str], bool] | None,
-        hand_off: Callable[[CollectionVersion, CollectionVersion], None] | None,
+        approve: Callable[[str, str], Approval] | None,
+        hand_off: Callable[[CollectionVersion, CollectionVersion, Approval | None], None] | None,
     ) -> None:
         self.collections.create(report.version, encoder.dimension, bulk_load=True)
         crash_point("reindex.created")
@@ -213,9 +224,9 @@ class BlueGreenReindexer:
         crash_point("reindex.verified")
         if approve is not None:
             t = time.perf_counter()
-            approved = approve(live.collection, target)
+            report.approval = approve(live.collection, target)
             timings["approve"] = time.perf_counter() - t
-            if not approved:
+            if not report.approval.passed:
                 return
         # Writers wait only for this block: the last replay, the copy checks, the swap and CURRENT.
         # CURRENT moves inside it too: a writer let in between would not yet see the old version as
@@ -227,7 +238,7 @@ class BlueGreenReindexer:
             if self.guard is not None:
                 self.guard()
             if hand_off is not None:
-                hand_off(live, CollectionVersion(target, report.version))
+                hand_off(live, CollectionVersion(target, report.version), report.approval)
                 report.handed_off = True
                 timings["freeze"] = time.perf_counter() - t
                 return

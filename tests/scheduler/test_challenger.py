@@ -109,7 +109,7 @@ def phase_template(template_home: Path, tmp_path_factory: pytest.TempPathFactory
         store.add_texts([t for _, t in docs], ids=[d for d, _ in docs])
         phase = ChallengerPhase(store.handle, store.feedback, settings)
         BlueGreenReindexer(store.handle).run(
-            "v0002", hand_off=lambda live, built: phase.start(live, built, {"passed": True}))
+            "v0002", hand_off=lambda live, built, _: phase.start(live, built, {"passed": True}))
     close_shared_clients()
     return home
 
@@ -260,7 +260,7 @@ def test_keep_versions_applies_after_a_promoted_and_a_dropped_challenger(setting
         def challenge() -> None:
             version = registry.register(variant_model, parent=registry.current())
             BlueGreenReindexer(store.handle).run(
-                version, hand_off=lambda live, built: phase.start(live, built, {"passed": True}))
+                version, hand_off=lambda live, built, _: phase.start(live, built, {"passed": True}))
 
         BlueGreenReindexer(store.handle).run(registry.register(variant_model, parent="v0001"))
         challenge()  # v0003 faces v0002; v0001 is the rollback target: all three stay

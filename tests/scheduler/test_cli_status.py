@@ -117,7 +117,7 @@ def test_status_shows_window_counts_lock_holder_next_run_and_challenger_tally(
     feedback = ClickLog.from_settings(settings)
     handle = IndexHandle.from_settings(settings)
     phase = ChallengerPhase(handle, feedback)
-    BlueGreenReindexer(handle).run("v0002", hand_off=lambda live, built: phase.start(live, built, {}))
+    BlueGreenReindexer(handle).run("v0002", hand_off=lambda live, built, _: phase.start(live, built, {}))
     with ClicktuneEmbeddings(settings, watch=False) as emb:
         store = ClicktuneVectorStore(settings, embeddings=emb, client=handle.client)
         clicked = store.similarity_search("alpha beta", k=3)

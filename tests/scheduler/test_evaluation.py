@@ -80,3 +80,16 @@ def test_offline_check_refuses_clear_regressions_only() -> None:
         {"heldout": _scores(0.60), "golden": _scores(0.697)},
     )
     assert golden_ok.passed
+
+
+def test_report_only_sets_are_scored_and_recorded_but_never_decide(settings: ClicktuneSettings) -> None:
+    """The demo and benchmarks see a candidate's score on judged test queries through the check's
+    result; a collapse there must not change the verdict, which is the held-out clicks' alone."""
+    check = OfflineCheck(metric="ndcg@10", tolerance=0.02, min_queries=10)
+    verdict = check.decide("v0001", "v0002", {"heldout": _scores(0.50), "test": _scores(0.60)},
+                           {"heldout": _scores(0.51), "test": _scores(0.10)})
+    assert verdict.passed and verdict.candidate["test"]["ndcg@10"] == 0.10
+    with pytest.raises(ValueError, match="golden"):
+        OfflineCheck(report_sets={"golden": EvalSet({}, {})})
+    from_settings = OfflineCheck.from_settings(settings, report_sets={"test": EvalSet({"q": "text"}, {"q": {"d": 1.0}})})
+    assert set(from_settings.report_sets) == {"test"}

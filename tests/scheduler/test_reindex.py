@@ -358,3 +358,28 @@ def test_after_a_rollback_the_version_before_is_not_served_again_without_reindex
     assert {"late", "later"} <= _ids(store, "docs__v0001")
     assert rollback(store.handle) == "v0002"
     assert store.registry.pointer().rollback_ready is False
+
+
+def test_a_refused_approval_swaps_nothing_and_the_report_carries_the_verdict(
+    store: ClicktuneVectorStore, scifact_docs
+) -> None:
+    """The offline check is the reindex's approver: its verdict comes back on the report (the loop
+    reads it there), a refusal drops the built collection, and an approval is recorded as well."""
+    from clicktune.scheduler.gate import OfflineCheckResult
+
+    _index(store, scifact_docs[:20])
+    seen: list[tuple[str, str]] = []
+
+    def refuse(live: str, built: str) -> OfflineCheckResult:
+        seen.append((live, built))
+        return OfflineCheckResult(False, "test refusal", "ndcg@10", 0.02, "v0001", "v0002")
+
+    report = BlueGreenReindexer(store.handle).run("v0002", approve=refuse)
+    assert seen == [("docs__v0001", "docs__v0002")]
+    assert not report.swapped and report.approval.reason == "test refusal"
+    assert report.as_dict()["approval"]["passed"] is False
+    assert [c.collection for c in store.collections.versions()] == ["docs__v0001"]
+    assert store.registry.current() == "v0001"
+    approved = BlueGreenReindexer(store.handle).run(
+        "v0002", approve=lambda live, built: OfflineCheckResult(True, "ok", "ndcg@10", 0.02, "v0001", "v0002"))
+    assert approved.swapped and approved.approval.passed and store.registry.current() == "v0002"

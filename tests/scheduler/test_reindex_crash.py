@@ -184,7 +184,7 @@ def test_sigkill_while_ending_a_challenger_phase(indexed_home: Path, tmp_path: P
         with ClicktuneEmbeddings(settings, watch=False) as emb:
             store = ClicktuneVectorStore(settings, embeddings=emb)
             phase = ChallengerPhase(store.handle, store.feedback, settings)
-            BlueGreenReindexer(store.handle).run("v0002", hand_off=lambda live, built: phase.start(live, built, {}))
+            BlueGreenReindexer(store.handle).run("v0002", hand_off=lambda live, built, _: phase.start(live, built, {}))
     finally:
         close_shared_clients()
     proc = subprocess.run([sys.executable, "-c", _PHASE_SCRIPT, str(home), action],
