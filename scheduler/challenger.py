@@ -35,7 +35,6 @@ from clicktune.adapters.crashpoints import crash_point
 from clicktune.adapters.errors import ChallengerRunningError
 from clicktune.adapters.qdrant import CollectionVersion, IndexHandle, ReindexVerificationError
 from clicktune.adapters.settings import ClicktuneSettings
-from clicktune.scheduler.reindex import apply_retention
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +148,14 @@ def _up_to_decided(outcomes: Sequence[int], n: int) -> list[int]:
     return list(outcomes)
 
 
+def _apply_retention(handle: IndexHandle, guard: Callable[[], None] | None) -> None:
+    # Imported here: the reindexer (and LangChain under it) loads only when a phase ends, not for
+    # `clicktune status`, which judges a running phase.
+    from clicktune.scheduler.reindex import apply_retention
+
+    apply_retention(handle, guard=guard)
+
+
 class ChallengerPhase:
     """Start, judge and end the challenger phase of one alias."""
 
@@ -217,7 +224,7 @@ class ChallengerPhase:
             registry.promote(challenger.challenger_version)
         crash_point("challenger.after_promote")
         self._record(challenger, "promoted", verdict)
-        apply_retention(self.handle, guard=self.guard)
+        _apply_retention(self.handle, self.guard)
 
     def drop(self, challenger: Challenger, verdict: dict[str, Any]) -> None:
         """End the phase first (writers stop mirroring), then delete the collection."""
@@ -227,7 +234,7 @@ class ChallengerPhase:
             live = self.handle.collections.live()
             if live is None or live.collection != challenger.challenger_collection:
                 self.handle.collections.drop(challenger.challenger_collection)
-        apply_retention(self.handle, guard=self.guard)
+        _apply_retention(self.handle, self.guard)
 
     def reconcile(self) -> Challenger | None:
         """Close a phase that a crash or an operator left inconsistent; return the one still running."""
@@ -240,7 +247,7 @@ class ChallengerPhase:
             if self.handle.registry.pointer() and self.handle.registry.current() != challenger.challenger_version:
                 self.handle.registry.promote(challenger.challenger_version)
             self._record(challenger, "promoted", {"reason": "promotion finished after an interruption"})
-            apply_retention(self.handle, guard=self.guard)
+            _apply_retention(self.handle, self.guard)
             return None
         if live is None or live.collection != challenger.champion_collection:
             self.drop(challenger, {"decision": "drop", "reason": f"the champion changed to "

@@ -123,7 +123,7 @@ def _feedback_data(settings: ClicktuneSettings, log: ClickLog | None) -> dict[st
     if log is None:
         return {"clicks_total": 0, "clicks_since_last_run": 0, "last_runs": [], "feedback_window": window,
                 "lock": None, "schedule": _schedule(settings, None)}
-    from clicktune.scheduler.loop import lock_name
+    from clicktune.scheduler.lock import lock_name
 
     last = log.last_run()
     holder = log.lock_holder(lock_name(settings.collection_alias))

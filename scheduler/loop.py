@@ -30,19 +30,14 @@ from clicktune.adapters.settings import ClicktuneSettings
 from clicktune.scheduler.challenger import ChallengerPhase
 from clicktune.scheduler.evaluation import EvalSet
 from clicktune.scheduler.gate import OfflineCheck, OfflineCheckResult
+from clicktune.scheduler.lock import lock_name
 from clicktune.scheduler.miner import MiningConfig, mine_feedback
 from clicktune.scheduler.reindex import BlueGreenReindexer, apply_retention
 from clicktune.scheduler.training import ClickTrainer, TrainingConfig
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = "clicktune-retrain"
 Status = Literal["challenger", "running", "promoted", "dropped", "rejected", "skipped", "locked", "failed"]
-
-
-def lock_name(alias: str) -> str:
-    """One lease per alias: aliases sharing a feedback database retrain independently."""
-    return f"{LOCK_NAME}:{alias}"
 
 
 @dataclass
