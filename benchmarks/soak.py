@@ -184,7 +184,7 @@ def check(home: Path, journal: dict[str, set], stage: str) -> list[str]:
     from sqlalchemy import func, select
 
     from clicktune.adapters.clicklog import ClickLog
-    from clicktune.adapters.clicklog import schema as t
+    from clicktune.adapters.clicklog import schema as tables
     from clicktune.adapters.qdrant import IndexHandle
 
     settings = soak_settings(home)
@@ -215,8 +215,8 @@ def check(home: Path, journal: dict[str, set], stage: str) -> list[str]:
             problems.append(f"{stage}: CURRENT {pointer.version if pointer else None} but the alias serves {live.version}")
     with feedback.engine.connect() as conn:
         for search_id, doc_id in journal["click"]:
-            n = conn.execute(select(func.count()).select_from(t.clicks).where(
-                (t.clicks.c.search_id == search_id) & (t.clicks.c.doc_id == doc_id))).scalar()
+            n = conn.execute(select(func.count()).select_from(tables.clicks).where(
+                (tables.clicks.c.search_id == search_id) & (tables.clicks.c.doc_id == doc_id))).scalar()
             if n != 1:
                 problems.append(f"{stage}: acknowledged click {search_id}/{doc_id} stored {n} times")
     feedback.engine.dispose()

@@ -136,9 +136,10 @@ def _feedback_data(settings: ClicktuneSettings, log: ClickLog | None) -> dict[st
             for r in log.runs(limit=5)
         ],
         "feedback_window": {**window, **log.window_counts(since, alias=settings.collection_alias)},
-        # The lock table keeps the holder and its lease's end, not when it was taken: the lease is
-        # renewed every lock_lease_seconds / 3 while the holder works.
-        "lock": {"name": lock_name(settings.collection_alias), "owner": holder[0], "lease_expires_at": holder[1]}
+        # The lease is renewed every lock_lease_seconds / 3 while the holder works: acquired_at is when
+        # it was taken, lease_expires_at moves with each renewal.
+        "lock": {"name": lock_name(settings.collection_alias), "owner": holder.owner,
+                 "acquired_at": holder.acquired_at, "lease_expires_at": holder.expires_at}
         if holder else None,
         "schedule": _schedule(settings, log.engine),
     }
@@ -218,8 +219,8 @@ def print_status(data: dict[str, Any], console: Console) -> None:
     console.print(f"feedback window ({span}): {window['impressions']} searches, {window['clicks']} clicks "
                   f"on alias {data['alias']}")
     lock = data["lock"]
-    console.print(f"lock: held by {lock['owner']} (lease runs to {_when(lock['lease_expires_at'])} UTC, renewed "
-                  "while it works)" if lock else "lock: free")
+    console.print(f"lock: held by {lock['owner']} since {_when(lock['acquired_at'])} UTC (lease runs to "
+                  f"{_when(lock['lease_expires_at'])} UTC, renewed while it works)" if lock else "lock: free")
     schedule = data["schedule"]
     if schedule["next_run_at"]:
         late = schedule["next_run_at"] < datetime.now(timezone.utc)

@@ -61,7 +61,6 @@ class Approval(Protocol):
     """An approver's verdict on a built collection (``OfflineCheckResult`` is one)."""
 
     passed: bool
-
     def as_dict(self) -> dict[str, Any]: ...
 
 
@@ -133,13 +132,11 @@ class BlueGreenReindexer:
     ) -> ReindexReport:
         """Build, verify and (if ``approve(live_collection, new_collection).passed``) swap to ``version``.
 
-        ``approve`` is where the offline check scores the built collection against the live one before
-        anything changes; its verdict is ``report.approval``, and a refusal drops the new collection and
-        leaves the alias and CURRENT alone. With ``hand_off``, the built collection is not swapped in:
-        ``hand_off(live, built, approval)`` runs while
+        ``approve`` (the offline check) scores the built collection against the live one before anything
+        changes; its verdict is ``report.approval``; a refusal drops the new collection. With ``hand_off``
+        the built collection is kept, not swapped in: ``hand_off(live, built, approval)`` runs while
         writers wait, right after the last catch-up (the challenger phase starts there, so no write can
-        fall between the copy and the phase's own mirroring), and the collection is kept.
-        """
+        fall between the copy and the phase's own mirroring)."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
         self.registry.get(version)  # VersionNotFoundError / InvalidVersionError for bad input

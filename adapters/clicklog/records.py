@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -95,3 +95,12 @@ class InterleavedSearch(BaseModel):
     def outcome(self) -> int:
         """+1 a challenger win, -1 a loss, 0 a tie (no clicks, or as many for each)."""
         return (self.challenger_clicks > self.champion_clicks) - (self.challenger_clicks < self.champion_clicks)
+
+
+class LockHolder(NamedTuple):
+    """A held lease: who, until when (renewals move it) and since when (``None`` for a lock taken
+    before feedback schema version 3)."""
+
+    owner: str
+    expires_at: datetime
+    acquired_at: datetime | None

@@ -7,7 +7,9 @@ on both backends rather than Alembic).
 Version 2 added the challenger phase: ``clicktune_challengers`` (one row per online comparison of a
 candidate with the champion), ``impressions.challenge_id`` (the searches served interleaved) and
 ``impression_results.model_version`` (which model contributed each shown document), plus
-``impressions.alias`` so that aliases sharing one database never mix their feedback.
+``impressions.alias`` so that aliases sharing one database never mix their feedback. Version 3 added
+``locks.acquired_at``, so an operator sees since when a lease has been held (renewals move only
+``expires_at``).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 metadata = MetaData()
 
 schema_info = Table(
@@ -112,6 +114,7 @@ locks = Table(
     Column("name", String(255), primary_key=True),
     Column("owner", String(255), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+    Column("acquired_at", UTCDateTime()),  # NULL for a lock taken before schema version 3
 )
 
 runs = Table(
@@ -167,3 +170,8 @@ def migrate(conn: Connection, from_version: int) -> None:
                          {"a": alias, "c": row.collection})
         for index in impressions.indexes:
             index.create(conn, checkfirst=True)
+    if from_version < 3:
+        present = {c["name"] for c in inspect(conn).get_columns("clicktune_locks")}
+        if "acquired_at" not in present:
+            sql_type = "DATETIME" if conn.dialect.name == "sqlite" else "TIMESTAMP WITH TIME ZONE"
+            conn.execute(text(f"ALTER TABLE clicktune_locks ADD COLUMN acquired_at {sql_type}"))

@@ -12,14 +12,21 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select
+from sqlalchemy import Connection, Engine, case, create_engine, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from clicktune.adapters.clicklog import schema as tables
 from clicktune.adapters.clicklog.challengers import ChallengerLog
 from clicktune.adapters.clicklog.clicks import ClickInput, parse_clicks
-from clicktune.adapters.clicklog.records import Click, FeedbackEvent, Impression, ShownResult, utcnow
+from clicktune.adapters.clicklog.records import (
+    Click,
+    FeedbackEvent,
+    Impression,
+    LockHolder,
+    ShownResult,
+    utcnow,
+)
 from clicktune.adapters.errors import (
     ClickWindowExpiredError,
     ConfigurationError,
@@ -277,10 +284,14 @@ class ClickLog:
         """Take ``name`` if free, expired or already ours; one atomic upsert on either backend."""
         now = utcnow()
         dialect = postgresql if self.dialect == "postgresql" else sqlite
-        stmt = dialect.insert(tables.locks).values(name=name, owner=owner, expires_at=now + timedelta(seconds=lease_seconds))
+        stmt = dialect.insert(tables.locks).values(name=name, owner=owner, acquired_at=now,
+                                                   expires_at=now + timedelta(seconds=lease_seconds))
+        # The holder re-taking its own lock keeps the time it first took it.
+        keep_since = case((tables.locks.c.owner == stmt.excluded.owner, tables.locks.c.acquired_at),
+                          else_=stmt.excluded.acquired_at)
         stmt = stmt.on_conflict_do_update(
             index_elements=["name"],
-            set_={"owner": stmt.excluded.owner, "expires_at": stmt.excluded.expires_at},
+            set_={"owner": stmt.excluded.owner, "expires_at": stmt.excluded.expires_at, "acquired_at": keep_since},
             where=(tables.locks.c.expires_at < now) | (tables.locks.c.owner == owner),
         ).returning(tables.locks.c.owner)
         with self.engine.begin() as conn:
@@ -300,10 +311,12 @@ class ClickLog:
                 tables.locks.delete().where((tables.locks.c.name == name) & (tables.locks.c.owner == owner))
             ).rowcount == 1
 
-    def lock_holder(self, name: str) -> tuple[str, datetime] | None:
+    def lock_holder(self, name: str) -> LockHolder | None:
+        """Who holds ``name`` now, until when, and since when (``None`` when free or expired)."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(tables.locks.c.owner, tables.locks.c.expires_at).where(tables.locks.c.name == name)).first()
-        return (row.owner, row.expires_at) if row and row.expires_at > utcnow() else None
+            row = conn.execute(select(tables.locks.c.owner, tables.locks.c.expires_at, tables.locks.c.acquired_at)
+                               .where(tables.locks.c.name == name)).first()
+        return LockHolder(row.owner, row.expires_at, row.acquired_at) if row and row.expires_at > utcnow() else None
 
     # Run history ---------------------------------------------------------------------------------
     def record_run(self, started_at: datetime, outcome: Mapping[str, Any]) -> None:

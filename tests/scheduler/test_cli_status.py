@@ -109,7 +109,7 @@ def test_status_shows_window_counts_lock_holder_next_run_and_challenger_tally(
 ) -> None:
     from clicktune.scheduler.challenger import ChallengerPhase
     from clicktune.scheduler.jobs import start_background_loop
-    from clicktune.scheduler.loop import lock_name
+    from clicktune.scheduler.lock import lock_name
     from clicktune.scheduler.reindex import BlueGreenReindexer
 
     monkeypatch.setenv("CLICKTUNE_CHALLENGER_SETTLE_SECONDS", "0")  # count searches at once
@@ -125,7 +125,9 @@ def test_status_shows_window_counts_lock_holder_next_run_and_challenger_tally(
         store.similarity_search("gamma", k=3)  # shown, not clicked: a tie
     credited = clicked[0].metadata["clicktune"]["model_version"]
     close_shared_clients()
+    taken = datetime.now(timezone.utc)
     assert feedback.acquire_lock(lock_name("docs"), "ops-host:4242:abcd", 600)
+    assert feedback.acquire_lock(lock_name("docs"), "ops-host:4242:abcd", 600)  # the holder again: same "since"
     scheduler = start_background_loop(settings)
     scheduler.shutdown(wait=False)  # the job and its next run time stay stored, as a stopped worker leaves them
 
@@ -134,6 +136,8 @@ def test_status_shows_window_counts_lock_holder_next_run_and_challenger_tally(
         "days": 90, "impressions": 2, "clicks": 1}
     assert status["lock"]["owner"] == "ops-host:4242:abcd"
     expires = datetime.fromisoformat(status["lock"]["lease_expires_at"])
+    since = datetime.fromisoformat(status["lock"]["acquired_at"])
+    assert abs(since - taken) < timedelta(seconds=5) and since < expires - timedelta(seconds=595)
     assert timedelta(seconds=540) < expires - datetime.now(timezone.utc) <= timedelta(seconds=600)
     assert status["schedule"]["stored"] and status["schedule"]["trigger"] == "every 60 min"
     next_run = datetime.fromisoformat(status["schedule"]["next_run_at"]) - datetime.now(timezone.utc)
@@ -148,7 +152,7 @@ def test_status_shows_window_counts_lock_holder_next_run_and_challenger_tally(
     assert main(["--home", str(cli_home), "status"]) == 0
     out = capsys.readouterr().out
     assert "feedback window (last 90 days): 2 searches, 1 clicks on alias docs" in out
-    assert "lock: held by ops-host:4242:abcd (lease runs to" in out
+    assert f"lock: held by ops-host:4242:abcd since {str(since)[:19]} UTC (lease runs to" in out
     assert "next run: " in out and "(every 60 min)" in out
     assert "challenger v0002 vs champion v0001" in out and "2 searches" in out and "1 ties" in out
     feedback.release_lock(lock_name("docs"), "ops-host:4242:abcd")

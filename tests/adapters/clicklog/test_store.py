@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from clicktune.adapters.clicklog import ClickLog, Impression, ShownResult
-from clicktune.adapters.clicklog import schema as t
+from clicktune.adapters.clicklog import schema as tables
 from clicktune.adapters.errors import (
     ClickWindowExpiredError,
     DocNotShownError,
@@ -32,7 +32,7 @@ def _impression(log: ClickLog, docs=("a", "b", "c"), **kw) -> str:
 def _snapshot(log: ClickLog) -> tuple:
     with log.engine.connect() as conn:
         return tuple(conn.execute(select(func.count()).select_from(tb)).scalar()
-                     for tb in (t.impressions, t.impression_results, t.clicks))
+                     for tb in (tables.impressions, tables.impression_results, tables.clicks))
 
 
 def test_impressions_round_trip(db_url: str) -> None:
@@ -170,3 +170,24 @@ def test_run_history(db_url: str) -> None:
     assert log.last_run()["status"] == "rejected"
     assert [r["status"] for r in log.runs()] == ["skipped", "rejected"]
     assert log.runs()[1]["outcome"]["reason"] == "too small"
+
+
+def test_a_schema_2_database_gains_the_locks_acquired_at_column(db_url: str) -> None:
+    """Version 3 added locks.acquired_at; a database written by the previous release is migrated in
+    place on open (SQLite and PostgreSQL), and a lock taken before keeps working (since: unknown)."""
+    from sqlalchemy import text
+
+    log = ClickLog(db_url)
+    assert log.acquire_lock("old-lock", "worker-a", 600)
+    with log.engine.begin() as conn:  # make it the schema-2 database an older clicktune left
+        conn.execute(text("ALTER TABLE clicktune_locks DROP COLUMN acquired_at"))
+        conn.execute(text("UPDATE clicktune_schema SET version = 2"))
+    log.close()
+    migrated = ClickLog(db_url)
+    with migrated.engine.connect() as conn:
+        assert conn.execute(text("SELECT version FROM clicktune_schema")).scalar() == tables.SCHEMA_VERSION == 3
+    holder = migrated.lock_holder("old-lock")
+    assert holder is not None and holder.owner == "worker-a" and holder.acquired_at is None
+    assert migrated.acquire_lock("new-lock", "worker-b", 600)
+    assert migrated.lock_holder("new-lock").acquired_at is not None
+    migrated.close()
