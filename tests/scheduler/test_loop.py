@@ -127,7 +127,11 @@ def test_poisoned_feedback_is_rejected_by_the_offline_check(tmp_path: Path) -> N
     golden set, before any user sees it (no challenger phase is opened). Held-out clicks cannot
     catch it, being the attackers' too: that is what the golden set is for."""
     fresh = tmp_path / "poisoned"
-    settings = loop_settings(fresh, golden_dir=tmp_path / "golden", train_epochs=3)
+    # At the default learning rate (2e-5) the 112 poisoned pairs barely move the model: on an
+    # AVX512-BF16 CPU the golden set dropped by 0.0048, just inside the 0.005 tolerance, so the test
+    # hung on the fourth decimal. At 1e-4 the same attack costs 0.19 on golden: what is pinned is
+    # that the golden set refuses a candidate the attack has clearly damaged, at once.
+    settings = loop_settings(fresh, golden_dir=tmp_path / "golden", train_epochs=3, train_learning_rate=1e-4)
     _write_golden(tmp_path / "golden")
     with ClicktuneEmbeddings(settings, watch=False) as emb:
         store = ClicktuneVectorStore(settings, embeddings=emb)
