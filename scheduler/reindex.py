@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from qdrant_client import models
 from tqdm.auto import tqdm
@@ -31,6 +31,9 @@ from clicktune.adapters.qdrant import (
 )
 from clicktune.adapters.qdrant.coordination import ReindexSession
 from clicktune.adapters.qdrant.documents import CONTENT_KEY
+
+if TYPE_CHECKING:
+    from clicktune.scheduler.gate import OfflineCheckResult
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +54,10 @@ class ReindexReport:
     #: Built, verified and kept for a challenger phase instead of swapped in.
     handed_off: bool = False
     #: What ``approve`` returned (the offline check's result), when one was asked.
-    approval: Approval | None = None
+    approval: OfflineCheckResult | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "approval": self.approval.as_dict() if self.approval is not None else None}
-
-
-class Approval(Protocol):
-    """An approver's verdict on a built collection (``OfflineCheckResult`` is one)."""
-
-    passed: bool
-    def as_dict(self) -> dict[str, Any]: ...
 
 
 class BlueGreenReindexer:
@@ -126,17 +122,16 @@ class BlueGreenReindexer:
     def run(
         self,
         version: str,
-        approve: Callable[[str, str], Approval] | None = None,
-        hand_off: Callable[[CollectionVersion, CollectionVersion, Approval | None], None] | None = None,
+        approve: Callable[[str, str], OfflineCheckResult] | None = None,
+        hand_off: Callable[[CollectionVersion, CollectionVersion, OfflineCheckResult | None], None] | None = None,
         protect: set[str] | None = None,
     ) -> ReindexReport:
         """Build, verify and (if ``approve(live_collection, new_collection).passed``) swap to ``version``.
 
-        ``approve`` (the offline check) scores the built collection against the live one before anything
-        changes; its verdict is ``report.approval``; a refusal drops the new collection. With ``hand_off``
-        the built collection is kept, not swapped in: ``hand_off(live, built, approval)`` runs while
-        writers wait, right after the last catch-up (the challenger phase starts there, so no write can
-        fall between the copy and the phase's own mirroring)."""
+        ``approve`` (the offline check) scores the built collection before anything changes; its verdict
+        is ``report.approval``; a refusal drops the new collection. ``hand_off(live, built, approval)``
+        keeps it instead of swapping, called while writers wait right after the last catch-up (so no
+        write falls between the copy and a challenger phase's own mirroring)."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
         self.registry.get(version)  # VersionNotFoundError / InvalidVersionError for bad input
@@ -200,8 +195,8 @@ class BlueGreenReindexer:
         encoder: VersionEncoder,
         report: ReindexReport,
         timings: dict[str, float],
-        approve: Callable[[str, str], Approval] | None,
-        hand_off: Callable[[CollectionVersion, CollectionVersion, Approval | None], None] | None,
+        approve: Callable[[str, str], OfflineCheckResult] | None,
+        hand_off: Callable[[CollectionVersion, CollectionVersion, OfflineCheckResult | None], None] | None,
     ) -> None:
         self.collections.create(report.version, encoder.dimension, bulk_load=True)
         crash_point("reindex.created")

@@ -203,8 +203,7 @@ class ModelRegistry:
         return pointer
 
     def current(self) -> str:
-        """The live version. Reading never writes: a registry with none yet raises ``NoLiveVersionError``
-        (``bootstrap()`` makes ``v0001``; the first ``ClicktuneEmbeddings`` of an app calls it)."""
+        """The live version; never writes (none yet: ``NoLiveVersionError``; ``bootstrap()`` makes v0001)."""
         pointer = self.pointer()
         if pointer is None:
             raise NoLiveVersionError(f"model registry {self.root} has no live version yet: bootstrap() makes v0001 "
