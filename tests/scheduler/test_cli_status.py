@@ -60,9 +60,9 @@ def test_help_imports_no_heavy_library() -> None:
     assert _loaded_after(["--help"]) == []
 
 
-def test_status_imports_neither_torch_nor_sentence_transformers(cli_home: Path) -> None:
+def test_status_imports_neither_torch_nor_sentence_transformers_nor_langchain(cli_home: Path) -> None:
     loaded = _loaded_after(["--home", str(cli_home), "status"])
-    assert not {"torch", "sentence_transformers", "transformers"} & set(loaded)
+    assert not {"torch", "sentence_transformers", "transformers", "langchain_core", "langchain_qdrant"} & set(loaded)
 
 
 def test_scheduler_package_names_still_import_from_the_package() -> None:
