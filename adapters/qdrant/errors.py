@@ -43,3 +43,11 @@ class ForeignCollectionError(CollectionLayoutError):
 
 class ImportVerificationError(CollectionLayoutError):
     """An imported copy failed verification; the collection it came from was left as it was."""
+
+
+class EdgeUnsupportedError(ClicktuneError, NotImplementedError):
+    """The embedded edge engine (``adapters/qdrant/edge``) does not support this call or parameter."""
+
+
+class EdgeUnsupportedFilterError(EdgeUnsupportedError, ValueError):
+    """A filter condition the edge engine cannot evaluate (geo conditions, for one)."""
