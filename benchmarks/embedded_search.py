@@ -1,0 +1,147 @@
+"""Benchmark: top-10 search in embedded Qdrant, qdrant-client's local mode vs the edge engine.
+
+Usage: python benchmarks/embedded_search.py [--sizes 5000 20000 100000] [--queries 200]
+                                            [--local-queries 100 50 20] [--ef 0 512] [--no-encoding]
+
+For each size, random 384-dim unit vectors (a normalized Gaussian: the hardest case for HNSW, whose
+recall is far higher on real text embeddings) are loaded into both engines as clicktune loads a
+version collection: created with HNSW off (``m=0``), bulk-loaded, then HNSW turned on (``m=16``,
+Qdrant's default), which the edge engine builds once (``optimize``) and local mode ignores (it always
+searches exactly). Measured, single thread:
+- upsert rate (points/s, batches of 256 through ``upload_collection``) and the HNSW build time;
+- p50/p99 latency of ``query_points(limit=10)`` by vector (query encoding excluded), with the
+  engine's default ``hnsw_ef`` and each ``--ef`` (0 = default), and exact search (``exact=True``);
+- recall@10 against exact top-10 computed with NumPy;
+- one row with the query encoding included (the packaged all-MiniLM-L6-v2 through
+  ``clicktune.adapters.models``, real SciFact-like sentences), at the largest size.
+Local mode gets fewer queries (``--local-queries``, one per size): it is brute force in Python; it
+loads into a folder at the first size only (SQLite stores ~200-250 points/s), in memory above.
+Writes benchmarks/results/embedded_search.json, one row per engine (and setting) and size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DIM = 384
+
+
+def _percentiles(ms: list[float]) -> tuple[float, float]:
+    return statistics.median(ms), float(np.percentile(ms, 99))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000, 100000])
+    parser.add_argument("--queries", type=int, default=200, help="queries per edge measurement")
+    parser.add_argument("--local-queries", type=int, nargs="+", default=[100, 50, 20], help="per size")
+    parser.add_argument("--ef", type=int, nargs="+", default=[0, 512], help="hnsw_ef values; 0 = default")
+    parser.add_argument("--no-encoding", action="store_true", help="skip the row with query encoding")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/embedded_search.json"))
+    args = parser.parse_args()
+
+    from qdrant_client import QdrantClient, models
+
+    from clicktune.adapters.qdrant.edge import edge_client
+
+    rng = np.random.default_rng(0)
+    rows: list[dict] = []
+
+    def load(client: QdrantClient, vectors: np.ndarray) -> tuple[float, float]:
+        client.create_collection("bench", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+                                 hnsw_config=models.HnswConfigDiff(m=0))
+        start = time.perf_counter()
+        client.upload_collection("bench", vectors=vectors, ids=range(len(vectors)), batch_size=256)
+        upsert_rate = len(vectors) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        client.update_collection("bench", hnsw_config=models.HnswConfigDiff(m=16))
+        return upsert_rate, time.perf_counter() - start
+
+    def measure(client: QdrantClient, queries: np.ndarray, truth: list[set], params=None) -> tuple[float, float, float]:
+        ms, recall = [], []
+        for query, expected in zip(queries.tolist(), truth, strict=True):
+            start = time.perf_counter()
+            hits = client.query_points("bench", query=query, limit=10, search_params=params).points
+            ms.append((time.perf_counter() - start) * 1000)
+            recall.append(len({p.id for p in hits} & expected) / 10)
+        p50, p99 = _percentiles(ms)
+        return p50, p99, float(np.mean(recall))
+
+    for index, size in enumerate(args.sizes):
+        vectors = rng.standard_normal((size, DIM)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        queries = rng.standard_normal((args.queries, DIM)).astype(np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        truth = [set(np.argsort(-(vectors @ q))[:10].tolist()) for q in queries]
+
+        edge = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-bench-"))
+        upsert_rate, build_s = load(edge, vectors)
+        for ef in args.ef:
+            p50, p99, recall = measure(edge, queries, truth, models.SearchParams(hnsw_ef=ef) if ef else None)
+            rows.append({"engine": "edge" if not ef else f"edge hnsw_ef={ef}", "documents": size, "p50_ms": p50,
+                         "p99_ms": p99, "recall@10": recall, "upsert_per_s": upsert_rate, "hnsw_build_s": build_s,
+                         "queries": len(queries)})
+        p50, p99, recall = measure(edge, queries[:50], truth[:50], models.SearchParams(exact=True))
+        rows.append({"engine": "edge exact", "documents": size, "p50_ms": p50, "p99_ms": p99, "recall@10": recall,
+                     "upsert_per_s": upsert_rate, "hnsw_build_s": None, "queries": 50})
+        if not args.no_encoding and index == len(args.sizes) - 1:
+            rows.append(_with_encoding(edge, size, rng))
+        edge.close()
+
+        # local mode in a folder stores points in SQLite at ~200-250/s on this box: only the first size is
+        # loaded that way (its upsert rate); larger ones load in memory, which searches exactly as fast
+        on_disk = index == 0
+        local = QdrantClient(path=tempfile.mkdtemp(prefix="clicktune-local-bench-")) if on_disk else QdrantClient(":memory:")
+        upsert_rate, _ = load(local, vectors)
+        count = args.local_queries[min(index, len(args.local_queries) - 1)]
+        p50, p99, recall = measure(local, queries[:count], truth[:count])
+        rows.append({"engine": "local", "documents": size, "p50_ms": p50, "p99_ms": p99, "recall@10": recall,
+                     "upsert_per_s": upsert_rate if on_disk else None, "hnsw_build_s": None, "queries": count,
+                     "storage": "folder" if on_disk else "memory"})
+        local.close()
+        print(f"{size} documents done", flush=True)
+
+    print(f"{DIM}-dim random unit vectors, top 10, one thread; {platform.processor() or platform.machine()}")
+    print(f"  {'engine':<22} {'docs':>7} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>9} {'upsert/s':>9} {'build s':>8}")
+    for row in rows:
+        build = f"{row['hnsw_build_s']:.1f}" if row.get("hnsw_build_s") else "-"
+        upserts = f"{row['upsert_per_s']:.0f}" if row.get("upsert_per_s") else "-"
+        recall = f"{row['recall@10']:.3f}" if row.get("recall@10") is not None else "-"
+        print(f"  {row['engine']:<22} {row['documents']:>7} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {recall:>9} "
+              f"{upserts:>9} {build:>8}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"dimension": DIM, "rows": rows}, indent=2))
+    print(f"wrote {args.out}")
+
+
+def _with_encoding(client, size: int, rng: np.random.Generator) -> dict:  # noqa: ANN001 - a QdrantClient
+    """p50/p99 of encoding a query with the packaged model and searching the edge engine with it."""
+    from clicktune.adapters.models import VersionEncoder, load_sentence_transformer
+
+    encoder = VersionEncoder("v0001", load_sentence_transformer("sentence-transformers/all-MiniLM-L6-v2",
+                                                                allow_download=False))
+    words = "protein cell gene tumor dose patient risk blood trial mutation immune response brain".split()
+    texts = [" ".join(rng.choice(words, size=8)) for _ in range(60)]
+    for _ in range(5):
+        encoder.encode_query("warm up the model")
+    ms = []
+    for text in texts:
+        start = time.perf_counter()
+        client.query_points("bench", query=encoder.encode_query(text).tolist(), limit=10)
+        ms.append((time.perf_counter() - start) * 1000)
+    p50, p99 = _percentiles(ms)
+    return {"engine": "edge + query encoding", "documents": size, "p50_ms": p50, "p99_ms": p99, "recall@10": None,
+            "upsert_per_s": None, "hnsw_build_s": None, "queries": len(texts),
+            "precision": encoder.query_precision}
+
+
+if __name__ == "__main__":
+    main()
