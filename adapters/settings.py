@@ -2,19 +2,37 @@
 
 The defaults are the embedded mode: everything under ``./.clicktune/`` so a newcomer runs with no server.
 Server mode is the same code with ``qdrant_url`` and ``feedback_url`` pointed elsewhere.
+
+Where things live and how the model runs are top-level (``settings.base_model``); each step of the loop
+has a group (``settings.training.epochs``, adapters/settings_groups.py). A group's field keeps its flat
+name as keyword and variable: ``ClicktuneSettings(train_epochs=1)`` and ``CLICKTUNE_TRAIN_EPOCHS=1``
+both set ``training.epochs``; so does ``ClicktuneSettings(training={"epochs": 1})``.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources import PydanticBaseEnvSettingsSource
 
 from clicktune.adapters.errors import ConfigurationError
+from clicktune.adapters.settings_groups import (
+    FLAT_NAMES,
+    GROUPS,
+    ChallengerSettings,
+    FeedbackSettings,
+    GateSettings,
+    ScheduleSettings,
+    SettingsGroup,
+    TrainingSettings,
+)
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 ENV_PREFIX = "CLICKTUNE_"
@@ -30,7 +48,7 @@ def closest(name: str, candidates: Any) -> str:
 
 
 class ClicktuneSettings(BaseSettings):
-    """Where things live and how the model is run.
+    """Where things live and how the model is run; the loop's steps in groups (``settings.training``).
 
     Paths left unset derive from ``home`` so that moving one variable moves the whole embedded setup.
     """
@@ -39,18 +57,47 @@ class ClicktuneSettings(BaseSettings):
 
     def __init__(self, **values: Any) -> None:
         """Refuse unknown names, as arguments or as ``CLICKTUNE_*`` variables (environment or ``.env``):
-        a misspelled setting silently left at its default is worse than an error."""
-        fields = type(self).model_fields
-        for name in values:
-            if not name.startswith("_") and name not in fields:
-                raise ConfigurationError(f"unknown clicktune setting {name!r}{closest(name, fields)}")
+        a misspelled setting silently left at its default is worse than an error.
+
+        Flat names go into their groups here, before the sources merge: an argument then overrides a
+        variable field by field, whichever form either is given in."""
+        values = nest(values)
         env_file = values.get("_env_file", self.model_config.get("env_file"))
-        _check_variables(dict(os.environ), "environment variable", fields)
+        _check_variables(dict(os.environ), "environment variable")
         if isinstance(env_file, (str, Path)) and Path(env_file).is_file():
             from dotenv import dotenv_values
 
-            _check_variables(dotenv_values(env_file), f"variable in {env_file}", fields)
+            _check_variables(dotenv_values(env_file), f"variable in {env_file}")
         super().__init__(**values)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """pydantic-settings' own sources and order; the environment and ``.env`` also read flat names."""
+        assert isinstance(env_settings, PydanticBaseEnvSettingsSource)
+        assert isinstance(dotenv_settings, PydanticBaseEnvSettingsSource)
+        return init_settings, _FlatVariables(env_settings), _FlatVariables(dotenv_settings), file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_names_into_groups(cls, data: Any) -> Any:
+        """``model_validate({"train_epochs": 1})`` as ``{"training": {"epochs": 1}}`` (``__init__`` already did)."""
+        return nest(data) if isinstance(data, Mapping) else data
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> ClicktuneSettings:
+        """pydantic's copy (unvalidated, as ever), with a flat name or a group's dict updating a copy of
+        its group: ``model_copy(update={"lock_lease_seconds": 2})`` sets ``schedule.lock_lease_seconds``."""
+        routed = {
+            name: getattr(self, name).model_copy(update=value) if name in GROUPS and isinstance(value, dict) else value
+            for name, value in nest(update or {}).items()
+        }
+        return super().model_copy(update=routed, deep=deep)
 
     home: Path = Field(default=Path(".clicktune"), description="Root folder of the embedded defaults.")
     registry_dir: Path | None = Field(default=None, description="Model registry folder (default: home/registry).")
@@ -82,82 +129,16 @@ class ClicktuneSettings(BaseSettings):
         default=None, description="SQLAlchemy URL of the feedback store (default: SQLite file home/feedback.db)."
     )
 
-    # Training (the loop) ---------------------------------------------------------------------------
-    train_start_from: Literal["base", "champion"] = Field(
-        default="base", description="Fine-tune the base model on the whole window (no drift) or the champion."
+    # The loop's steps, grouped (adapters/settings_groups.py) -----------------------------------------
+    seed: int = Field(
+        default=42, description="Seeds training (data order, dropout, the resampling of weighted pairs) and a "
+        "serving process's interleaving draws.",
     )
-    train_epochs: float = Field(
-        default=3.0, gt=0, description="Passes over the mined pairs; 3 beat 1, 2 and 5 in the recipe sweep (README)."
-    )
-    train_batch_size: int = Field(default=32, ge=2, description="MNRL in-batch negatives grow with it.")
-    train_learning_rate: float = Field(default=2e-5, gt=0, description="AdamW peak learning rate (5e-5 did not help).")
-    train_warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps spent warming up the rate.")
-    train_max_seq_length: int | None = Field(
-        default=128, ge=8, description="Token limit while training (serving keeps max_seq_length)."
-    )
-    train_loss: Literal["mnrl", "cached_mnrl", "matryoshka"] = Field(
-        default="mnrl", description="sentence-transformers loss: MultipleNegativesRanking, its cached or Matryoshka form."
-    )
-    train_precision: Literal["auto", "fp32", "bf16"] = Field(
-        default="auto",
-        description="bf16 mixed precision for training; auto = where the hardware runs it natively "
-        "(x1.6 pairs/s at equal nDCG@10 on this project's CPU, benchmarks/precision.py), else fp32.",
-    )
-    train_min_pairs: int = Field(default=32, ge=1, description="Fewer mined pairs than this: no training.")
-    seed: int = Field(default=42, description="Seeds training: data order, dropout and the resampling of weighted pairs.")
-
-    # The offline check (a safety guard before the challenger phase) -------------------------------
-    gate_metric: Literal["ndcg@10", "mrr@10", "recall@10"] = Field(
-        default="ndcg@10", description="The offline check's metric on held-out clicks and the golden set."
-    )
-    gate_tolerance: float = Field(
-        default=0.02, ge=0, description="Largest drop on held-out clicks a candidate may show and still be tried."
-    )
-    gate_min_queries: int = Field(default=10, ge=1, description="Held-out queries needed to decide at all.")
-    heldout_fraction: float = Field(
-        default=0.1, ge=0, lt=1,
-        description="Share of click queries (by a hash of their text) kept out of training for the offline check.",
-    )
-    golden_dir: Path | None = Field(default=None, description="Optional BEIR folder of golden queries/qrels.")
-    golden_tolerance: float = Field(default=0.005, ge=0, description="Allowed drop on the golden set.")
-
-    # The challenger phase (online team-draft interleaving) ----------------------------------------
-    interleave_share: float = Field(
-        default=0.5, gt=0, le=1, description="Share of searches served interleaved while a challenger runs."
-    )
-    challenger_alpha: float = Field(
-        default=0.05, gt=0, lt=0.5, description="Chance of promoting a challenger that is no better (one-sided)."
-    )
-    challenger_first_look: int = Field(
-        default=100, ge=10, description="Decided searches (a click difference) before the first decision."
-    )
-    challenger_last_look: int = Field(
-        default=1600, ge=10, description="Decided searches at the last look; looks double from the first."
-    )
-    challenger_max_hours: float = Field(
-        default=168.0, gt=0, description="A phase still undecided after this long drops its challenger."
-    )
-    challenger_settle_seconds: float = Field(
-        default=600.0, ge=0, description="A search counts once its clicks have had this long to arrive."
-    )
-    challenger_refresh_seconds: float = Field(
-        default=2.0, ge=0, description="How often a serving process re-reads the challenger state."
-    )
-
-    # Scheduling ------------------------------------------------------------------------------------
-    schedule_interval_minutes: float | None = Field(default=60.0, gt=0, description="Minutes between loop ticks.")
-    schedule_cron: str | None = Field(default=None, description="Crontab expression; overrides the interval.")
-    min_new_clicks: int = Field(default=100, ge=0, description="Clicks since the last run needed to retrain.")
-    misfire_grace_seconds: int = Field(
-        default=300, ge=1, description="APScheduler: a tick missed by up to this long still runs (once)."
-    )
-    lock_lease_seconds: int = Field(default=600, ge=10, description="Retrain lock lease; renewed while alive.")
-
-    # Feedback -----------------------------------------------------------------------------------
-    log_impressions: bool = Field(default=True, description="Log every search as an impression.")
-    click_window_seconds: float = Field(default=7 * 24 * 3600, gt=0, description="Latest click after a search.")
-    max_grade: int = Field(default=3, ge=1, description="Explicit grades go from 0 to this.")
-    feedback_window_days: float | None = Field(default=90, gt=0, description="Clicks older than this are not mined.")
+    training: TrainingSettings = Field(default_factory=TrainingSettings, description="Fine-tuning a candidate.")
+    gate: GateSettings = Field(default_factory=GateSettings, description="The offline check.")
+    challenger: ChallengerSettings = Field(default_factory=ChallengerSettings, description="The challenger phase.")
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings, description="When the loop runs.")
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings, description="The click log.")
 
     # Operations -------------------------------------------------------------------------------------
     progress: bool | None = Field(default=None, description="Progress bars: None = only on a TTY.")
@@ -179,8 +160,6 @@ class ClicktuneSettings(BaseSettings):
     def _one_qdrant_target(self) -> ClicktuneSettings:
         if self.qdrant_url and self.qdrant_path:
             raise ValueError("set either qdrant_url (server) or qdrant_path (embedded), not both")
-        if self.challenger_last_look < self.challenger_first_look:
-            raise ValueError("challenger_last_look must be >= challenger_first_look")
         return self
 
     # Derived locations -------------------------------------------------------------------------
@@ -207,25 +186,117 @@ class ClicktuneSettings(BaseSettings):
         return sys.stderr.isatty()
 
 
-def _check_variables(variables: dict[str, Any], where: str, fields: Any) -> None:
-    names = {ENV_PREFIX + f.upper() for f in fields}
+#: Top-level settings (where things live, how the model runs): not groups.
+TOP_LEVEL: tuple[str, ...] = tuple(n for n in ClicktuneSettings.model_fields if n not in GROUPS)
+#: Every keyword ``ClicktuneSettings`` takes: a top-level name, a group's name or a group field's flat name.
+SETTING_NAMES: tuple[str, ...] = (*TOP_LEVEL, *GROUPS, *FLAT_NAMES)
+#: Every variable read as a setting: ``CLICKTUNE_`` and a top-level or a flat name.
+ENV_NAMES: tuple[str, ...] = tuple(ENV_PREFIX + n.upper() for n in (*TOP_LEVEL, *FLAT_NAMES))
+assert not set(TOP_LEVEL) & set(FLAT_NAMES), "a flat name is also a top-level setting"
+
+
+def nest(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with each flat name moved into its group's dict (``train_epochs`` -> ``training``).
+
+    Raises :class:`ConfigurationError` on an unknown name (in a group's dict too) and on a flat name
+    given with its group's value for the same field, where the two differ.
+    """
+    nested: dict[str, Any] = {}
+    flats: list[tuple[str, Any]] = []
+    for name, value in values.items():
+        if name in FLAT_NAMES:
+            flats.append((name, value))
+        elif name.startswith("_") or name in TOP_LEVEL:
+            nested[name] = value
+        elif name in GROUPS:
+            nested[name] = _checked_group(name, value)
+        else:
+            raise ConfigurationError(f"unknown clicktune setting {name!r}{closest(name, SETTING_NAMES)}")
+    for name, value in flats:
+        group, field = FLAT_NAMES[name]
+        given = nested.get(group, {})
+        if isinstance(given, SettingsGroup):
+            given = given.model_dump()  # a group object is whole: its defaults count as given
+        if not isinstance(given, dict):
+            raise ConfigurationError(f"{group} is a {GROUPS[group].__name__} or a dict, not {type(given).__name__}")
+        if field in given and not _same(group, field, given[field], value):
+            raise ConfigurationError(f"{name}={value!r} and {group}.{field}={given[field]!r} disagree: pass one")
+        nested[group] = {**given, field: value}
+    return nested
+
+
+def _checked_group(group: str, value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    fields = GROUPS[group].model_fields
+    for key in value:
+        if key not in fields:
+            raise ConfigurationError(f"unknown clicktune setting {group + '.' + key!r}"
+                                     f"{closest(f'{group}.{key}', [f'{group}.{f}' for f in fields])}")
+    return dict(value)
+
+
+@cache
+def _adapter(group: str, field: str) -> TypeAdapter[Any]:
+    return TypeAdapter(GROUPS[group].model_fields[field].annotation)
+
+
+def _same(group: str, field: str, a: Any, b: Any) -> bool:
+    """Equal as the field reads them (``"3"``, ``3`` and ``3.0`` are one number of epochs)."""
+    if a == b:
+        return True
+    try:
+        return _adapter(group, field).validate_python(a) == _adapter(group, field).validate_python(b)
+    except ValidationError:
+        return False
+
+
+class _FlatVariables(PydanticBaseSettingsSource):
+    """The environment or a ``.env`` file as clicktune reads it: a top-level setting by its name, a
+    group's field by its flat name (``CLICKTUNE_TRAIN_EPOCHS`` -> ``training.epochs``), and nothing
+    else (pydantic-settings passes a ``.env`` file's other lines on; they are not settings)."""
+
+    def __init__(self, source: PydanticBaseEnvSettingsSource) -> None:
+        super().__init__(source.settings_cls)
+        self.source = source
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the variables itself
+
+    def __call__(self) -> dict[str, Any]:
+        data: dict[str, Any] = {k: v for k, v in self.source().items() if k in TOP_LEVEL}
+        prefix = ENV_PREFIX.lower()
+        for key, value in self.source.env_vars.items():
+            name = key.lower()[len(prefix):] if key.lower().startswith(prefix) else ""
+            if name in FLAT_NAMES and value is not None:
+                group, field = FLAT_NAMES[name]
+                data.setdefault(group, {})[field] = value
+        return data
+
+
+def _check_variables(variables: Mapping[str, Any], where: str) -> None:
     for key in variables:
         upper = key.upper()
-        if upper.startswith(ENV_PREFIX) and upper not in names and upper not in OTHER_VARIABLES:
+        if upper.startswith(ENV_PREFIX) and upper not in ENV_NAMES and upper not in OTHER_VARIABLES:
             raise ConfigurationError(
-                f"unknown {where} {key}{closest(upper, names)}: every {ENV_PREFIX}* variable is read as a "
+                f"unknown {where} {key}{closest(upper, ENV_NAMES)}: every {ENV_PREFIX}* variable is read as a "
                 "clicktune setting; fix its name or unset it")
 
 
 def load_settings(settings: ClicktuneSettings | None = None, **overrides: object) -> ClicktuneSettings:
-    """Settings from the environment, with keyword overrides, turning validation errors into ours."""
-    from pydantic import ValidationError
+    """Settings from the environment, with keyword overrides, turning validation errors into ours.
 
+    Overrides of an existing ``settings`` win field by field, in either form (``train_epochs=1`` or
+    ``training={"epochs": 1}``).
+    """
     if settings is not None and not overrides:
         return settings
     try:
-        if settings is not None:
-            return ClicktuneSettings(**{**settings.model_dump(), **overrides})  # type: ignore[arg-type]
-        return ClicktuneSettings(**overrides)  # type: ignore[arg-type]
+        if settings is None:
+            return ClicktuneSettings(**overrides)
+        merged = settings.model_dump()
+        for name, value in nest(overrides).items():
+            merged[name] = {**merged[name], **value} if name in GROUPS and isinstance(value, dict) else value
+        return ClicktuneSettings(**merged)
     except ValidationError as exc:
         raise ConfigurationError(f"invalid clicktune settings: {exc}") from exc

@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from clicktune.adapters.errors import ConfigurationError, UnsupportedEmbeddingsError
-from clicktune.adapters.settings import ClicktuneSettings, closest
+from clicktune.adapters.settings import SETTING_NAMES, closest
 from clicktune.plugin.embeddings import ClicktuneEmbeddings
 
 #: langchain-qdrant's argument -> the clicktune setting it sets.
@@ -36,14 +36,13 @@ def setting_overrides(
     ``constructor``'s own parameters are candidates for the "did you mean" of a misspelling;
     ``alias`` and ``client`` are its arguments, checked against what ``options`` says.
     """
-    fields = ClicktuneSettings.model_fields
     overrides: dict[str, Any] = {}
     for name, value in options.items():
         target = LANGCHAIN_QDRANT_NAMES.get(name, name)
-        if target not in fields:
+        if target not in SETTING_NAMES:
             own = {p.name for p in inspect.signature(constructor).parameters.values()
                    if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}
-            valid = set(fields) | own | set(LANGCHAIN_QDRANT_NAMES)
+            valid = [*SETTING_NAMES, *sorted(own), *LANGCHAIN_QDRANT_NAMES]
             raise ConfigurationError(
                 f"ClicktuneVectorStore got an unknown argument {name!r}{closest(name, valid)}; it takes its own "
                 f"parameters, clicktune settings, and of langchain-qdrant's only {', '.join(LANGCHAIN_QDRANT_NAMES)}")

@@ -93,7 +93,7 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         self.coordinator = self.handle.coordinator
         self.annotate_results = annotate_results
         self.mirror_writes_to_previous = mirror_writes_to_previous
-        self.log_impressions = self.settings.log_impressions if log_impressions is None else log_impressions
+        self.log_impressions = self.settings.feedback.log_impressions if log_impressions is None else log_impressions
         self._feedback = feedback
         self._impression_logger: ImpressionLogger | None = None
         self._stores: dict[str, CollectionDocumentStore] = {}
@@ -281,7 +281,7 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         """
         now = time.monotonic()
         with self._challenger_lock:
-            if now - self._challenger_checked_at < self.settings.challenger_refresh_seconds:
+            if now - self._challenger_checked_at < self.settings.challenger.refresh_seconds:
                 return self._challenger
         try:
             challenger = self.feedback.challengers.active(self.alias)

@@ -91,7 +91,7 @@ class SequentialSignTest:
 
     @classmethod
     def from_settings(cls, settings: ClicktuneSettings) -> SequentialSignTest:
-        return cls(settings.challenger_alpha, settings.challenger_first_look, settings.challenger_last_look)
+        return cls(settings.challenger.alpha, settings.challenger.first_look, settings.challenger.last_look)
 
     @property
     def looks(self) -> tuple[int, ...]:
@@ -185,7 +185,7 @@ class ChallengerPhase:
         challenger = self.feedback.challengers.start(
             alias=self.alias, champion_version=live.version, challenger_version=built.version,
             champion_collection=live.collection, challenger_collection=built.collection,
-            interleave_share=self.settings.interleave_share, offline=offline,
+            interleave_share=self.settings.challenger.interleave_share, offline=offline,
         )
         self.handle.registry.update_info(built.version, status="challenger")
         log.info("challenger %s faces %s on %s (%.0f%% of searches interleaved)", built.version, live.version,
@@ -194,15 +194,15 @@ class ChallengerPhase:
 
     def judge(self, challenger: Challenger, *, now: datetime | None = None) -> Verdict:
         now = now or datetime.now(timezone.utc)
-        settled = now - timedelta(seconds=self.settings.challenger_settle_seconds)
+        settled = now - timedelta(seconds=self.settings.challenger.settle_seconds)
         searches = self.feedback.challengers.searches(challenger, until=settled)
-        expired = now - challenger.started_at > timedelta(hours=self.settings.challenger_max_hours)
+        expired = now - challenger.started_at > timedelta(hours=self.settings.challenger.max_hours)
         return self.test.decide([s.outcome for s in searches], expired=expired)
 
     def promote(self, challenger: Challenger, verdict: dict[str, Any]) -> None:
         """Swap the alias to the challenger's collection and promote it, while writers wait."""
         collections, registry = self.handle.collections, self.handle.registry
-        with self.handle.coordinator.lock.exclusive():
+        with self.handle.writers_paused():
             live = collections.require_live()
             if live.collection != challenger.champion_collection:
                 raise ChallengerRunningError(
@@ -230,7 +230,7 @@ class ChallengerPhase:
         """End the phase first (writers stop mirroring), then delete the collection."""
         self._record(challenger, "dropped", verdict)
         crash_point("challenger.after_end")
-        if self.handle.client.collection_exists(challenger.challenger_collection):
+        if self.handle.collections.exists(challenger.challenger_collection):
             live = self.handle.collections.live()
             if live is None or live.collection != challenger.challenger_collection:
                 self.handle.collections.drop(challenger.challenger_collection)
@@ -253,7 +253,7 @@ class ChallengerPhase:
             self.drop(challenger, {"decision": "drop", "reason": f"the champion changed to "
                                    f"{live.collection if live else 'nothing'} during the phase"})
             return None
-        if not self.handle.client.collection_exists(challenger.challenger_collection):
+        if not self.handle.collections.exists(challenger.challenger_collection):
             self.drop(challenger, {"decision": "drop", "reason": "the challenger's collection is gone"})
             return None
         return challenger

@@ -111,7 +111,7 @@ def evaluate(
     from clicktune.adapters.clicklog import ClickLog
     from clicktune.scheduler.cli_errors import NothingToScoreError
     from clicktune.scheduler.cli_status import require_setup
-    from clicktune.scheduler.evaluation import EvalSet, evaluate_collection
+    from clicktune.scheduler.evaluation import EvalSet, evaluate_version
     from clicktune.scheduler.miner import MiningConfig, mine_feedback
 
     assert _State.settings is not None
@@ -124,7 +124,7 @@ def evaluate(
             raise NothingToScoreError(f"nothing to score: the golden set {golden} has no query with a relevant "
                                       f"document in split {split!r}; check --golden and --split")
     else:
-        window = handle.settings.feedback_window_days
+        window = handle.settings.feedback.window_days
         mined = mine_feedback(ClickLog.from_settings(handle.settings), lambda ids: {i: "" for i in ids},
                               MiningConfig.from_settings(handle.settings), alias=handle.collections.alias)
         eval_set = EvalSet(mined.eval_queries, mined.eval_relevant, judged=mined.eval_judged)
@@ -133,7 +133,7 @@ def evaluate(
                 "nothing to score: no held-out click query" + (f" in the last {window:g} days" if window else "")
                 + f" ({mined.stats.get('clicks', 0)} clicks mined; held-out queries are a fixed share of the clicked "
                 "queries); collect more clicks, or pass --golden with a BEIR folder")
-    scores = evaluate_collection(handle.client, live.collection, handle.encoder(live.version), eval_set)
+    scores = evaluate_version(handle, live.version, eval_set)
     console.print_json(json.dumps({"collection": live.collection, "set": eval_set.name, **scores.as_dict()}))
 
 
@@ -215,7 +215,7 @@ def reindex(
         live = handle.collections.live()
         # No TTY, no bar: log the copy's progress at INFO instead (the reindexer reports a missing alias).
         progress = (nullcontext() if reindexer.show_progress or live is None
-                    else CopyProgress(handle.client, live.collection, handle.collections.name_for(version)))
+                    else CopyProgress(handle.index, live.version, version))
         with progress:
             report = reindexer.run(version)
     console.print(

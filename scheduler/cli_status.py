@@ -97,8 +97,7 @@ def status_data(settings: ClicktuneSettings) -> dict[str, Any]:
 def _index_data(collections: AliasedCollections | None, registry: ModelRegistry | None) -> dict[str, Any]:
     live = collections.live() if collections is not None else None
     pointer = registry.pointer() if registry is not None else None
-    others = sorted({a.alias_name for a in collections.client.get_aliases().aliases} - {collections.alias}
-                    ) if collections is not None and live is None else []
+    others = collections.other_aliases() if collections is not None and live is None else []
     return {
         "alias_target": live.collection if live else None,
         "other_aliases": others,  # only when this alias has none: a misspelled --alias shows the right one
@@ -117,7 +116,7 @@ def _index_data(collections: AliasedCollections | None, registry: ModelRegistry 
 
 def _feedback_data(settings: ClicktuneSettings, log: ClickLog | None) -> dict[str, Any]:
     """Clicks, the feedback window, runs, the alias's lock and the stored schedule."""
-    days = settings.feedback_window_days
+    days = settings.feedback.window_days
     since = datetime.now(timezone.utc) - timedelta(days=days) if days else None
     window: dict[str, Any] = {"days": days, "impressions": 0, "clicks": 0}
     if log is None:
@@ -147,8 +146,9 @@ def _feedback_data(settings: ClicktuneSettings, log: ClickLog | None) -> dict[st
 
 def _schedule(settings: ClicktuneSettings, engine: Engine | None) -> dict[str, Any]:
     """The configured trigger and the next run time the stored APScheduler job holds, if any."""
-    trigger = (f"cron {settings.schedule_cron!r}" if settings.schedule_cron
-               else f"every {settings.schedule_interval_minutes:g} min" if settings.schedule_interval_minutes
+    schedule = settings.schedule
+    trigger = (f"cron {schedule.cron!r}" if schedule.cron
+               else f"every {schedule.interval_minutes:g} min" if schedule.interval_minutes
                else None)
     data: dict[str, Any] = {"trigger": trigger, "stored": False, "next_run_at": None}
     if engine is None:

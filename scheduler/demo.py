@@ -33,7 +33,7 @@ from clicktune.adapters.errors import ConfigurationError
 from clicktune.adapters.qdrant import IndexHandle, close_shared_clients
 from clicktune.adapters.settings import ClicktuneSettings
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
-from clicktune.scheduler.evaluation import EvalSet, Scores, evaluate_collection
+from clicktune.scheduler.evaluation import EvalSet, Scores, evaluate_version
 from clicktune.scheduler.gate import OfflineCheck
 from clicktune.scheduler.loop import RetrainLoop
 from clicktune.scheduler.simulator import ClickModel, ClickSimulator, SimulationConfig
@@ -197,8 +197,8 @@ def run_demo(
         "seed": cfg.seed,
         "settings": {"max_seq_length": cfg.max_seq_length, "train_max_seq_length": cfg.train_max_seq_length,
                      "train_epochs": cfg.train_epochs, "rounds": cfg.rounds, "phase_rounds": cfg.phase_rounds,
-                     "users": cfg.users, "interleave_share": settings.interleave_share,
-                     "challenger_alpha": settings.challenger_alpha},
+                     "users": cfg.users, "interleave_share": settings.challenger.interleave_share,
+                     "challenger_alpha": settings.challenger.alpha},
         "before": {"version": before_version, **before.as_dict()},
         "after": {"version": after_version, **after.as_dict()},
         "candidate": candidate,
@@ -222,7 +222,7 @@ def run_demo(
 def _measure(store: DemoStore, test: EvalSet) -> tuple[Scores, str]:
     handle = store.handle
     live = handle.collections.require_live()
-    return evaluate_collection(handle.client, live.collection, handle.encoder(live.version), test), live.version
+    return evaluate_version(handle, live.version, test), live.version
 
 
 def _table(console: Console, report: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from clicktune.adapters.crashpoints import fail_point
 from clicktune.adapters.qdrant import IndexHandle
 from clicktune.adapters.settings import ClicktuneSettings
-from clicktune.scheduler.evaluation import EvalSet, Scores, evaluate_collection
+from clicktune.scheduler.evaluation import EvalSet, Scores, evaluate_version
 
 
 @dataclass
@@ -61,9 +61,9 @@ class OfflineCheck:
 
     @classmethod
     def from_settings(cls, settings: ClicktuneSettings, report_sets: dict[str, EvalSet] | None = None) -> OfflineCheck:
-        golden = EvalSet.from_beir(settings.golden_dir) if settings.golden_dir else None
-        return cls(settings.gate_metric, settings.gate_tolerance, settings.gate_min_queries, golden,
-                   settings.golden_tolerance, dict(report_sets or {}))
+        gate = settings.gate
+        golden = EvalSet.from_beir(gate.golden_dir) if gate.golden_dir else None
+        return cls(gate.metric, gate.tolerance, gate.min_queries, golden, gate.golden_tolerance, dict(report_sets or {}))
 
     def decide(
         self,
@@ -95,22 +95,12 @@ class OfflineCheck:
         return result(True, f"held-out {self.metric} {before:.4f} -> {after:.4f} (delta {delta:+.4f}, "
                             f"tolerance {self.tolerance})")
 
-    def evaluate(
-        self, handle: IndexHandle, champion_collection: str, candidate_collection: str, heldout: EvalSet
-    ) -> OfflineCheckResult:
-        """Score both live-corpus collections on the held-out clicks (and the golden set) and decide."""
+    def evaluate(self, handle: IndexHandle, champion: str, candidate: str, heldout: EvalSet) -> OfflineCheckResult:
+        """Score both versions' live-corpus collections on the held-out clicks (and the golden set) and decide."""
         fail_point("gate")
-        champion_version = handle.collections.version_of(champion_collection)
-        candidate_version = handle.collections.version_of(candidate_collection)
-        if champion_version is None or candidate_version is None:
-            raise ValueError(f"{champion_collection} / {candidate_collection} are not version collections")
         sets = {"heldout": heldout, **({"golden": self.golden} if self.golden else {}), **self.report_sets}
-        batch = handle.settings.batch_size
 
-        def scores(collection: str, version: str) -> dict[str, Scores]:
-            encoder = handle.encoder(version)
-            return {name: evaluate_collection(handle.client, collection, encoder, s, batch_size=batch)
-                    for name, s in sets.items()}
+        def scores(version: str) -> dict[str, Scores]:
+            return {name: evaluate_version(handle, version, s) for name, s in sets.items()}
 
-        return self.decide(champion_version, candidate_version, scores(champion_collection, champion_version),
-                           scores(candidate_collection, candidate_version))
+        return self.decide(champion, candidate, scores(champion), scores(candidate))

@@ -29,14 +29,15 @@ JOBS_TABLE = "clicktune_scheduler_jobs"
 
 def build_trigger(settings: ClicktuneSettings) -> CronTrigger | IntervalTrigger:
     """A cron expression wins over the interval; a bad expression is a configuration error."""
-    if settings.schedule_cron:
+    schedule = settings.schedule
+    if schedule.cron:
         try:
-            return CronTrigger.from_crontab(settings.schedule_cron, timezone="UTC")
+            return CronTrigger.from_crontab(schedule.cron, timezone="UTC")
         except ValueError as exc:
-            raise ConfigurationError(f"schedule_cron {settings.schedule_cron!r} is not a crontab expression: {exc}") from exc
-    if not settings.schedule_interval_minutes:
+            raise ConfigurationError(f"schedule_cron {schedule.cron!r} is not a crontab expression: {exc}") from exc
+    if not schedule.interval_minutes:
         raise ConfigurationError("set schedule_interval_minutes or schedule_cron to schedule the loop")
-    return IntervalTrigger(minutes=settings.schedule_interval_minutes, timezone="UTC")
+    return IntervalTrigger(minutes=schedule.interval_minutes, timezone="UTC")
 
 
 def _portable(settings: ClicktuneSettings) -> dict[str, Any]:
@@ -73,7 +74,7 @@ def configure(scheduler: BaseScheduler, settings: ClicktuneSettings) -> BaseSche
         replace_existing=True,
         max_instances=1,
         coalesce=True,
-        misfire_grace_time=settings.misfire_grace_seconds,
+        misfire_grace_time=settings.schedule.misfire_grace_seconds,
     )
     return scheduler
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Literal
 
 from clicktune.adapters.clicklog import Challenger, ClickLog
@@ -180,7 +181,7 @@ class RetrainLoop:
         command that changes the alias or CURRENT takes it: retrain, reindex, rollback and ending a
         challenger by hand; each passes ``lease.ensure_held`` to the step that commits the change.
         """
-        lease = Lease(self.feedback, lock_name(self.alias), self.owner, self.settings.lock_lease_seconds)
+        lease = Lease(self.feedback, lock_name(self.alias), self.owner, self.settings.schedule.lock_lease_seconds)
         if not lease.acquire():
             yield lease
             return
@@ -214,8 +215,9 @@ class RetrainLoop:
             last = self.feedback.last_run()
             since = last["started_at"] if last else None
             new_clicks = self.feedback.count_clicks(since=since, alias=self.alias)
-            if not force and new_clicks < self.settings.min_new_clicks:
-                outcome = RetrainOutcome("skipped", f"{new_clicks} new clicks < min_new_clicks={self.settings.min_new_clicks}")
+            if not force and new_clicks < self.settings.schedule.min_new_clicks:
+                outcome = RetrainOutcome(
+                    "skipped", f"{new_clicks} new clicks < min_new_clicks={self.settings.schedule.min_new_clicks}")
                 return outcome
             self._train_and_challenge(run_started, steps, outcome, guard)
         except Exception as exc:
@@ -233,7 +235,8 @@ class RetrainLoop:
         outcome.champion = live.version
         with self._step("mine", steps):
             fail_point("mine")
-            mined = mine_feedback(self.feedback, self._doc_texts(live.collection), self.mining, alias=self.alias)
+            texts = partial(self.handle.index.texts, live.version)
+            mined = mine_feedback(self.feedback, texts, self.mining, alias=self.alias)
         outcome.mining = mined.stats_dict()
         try:
             with self._step("train", steps):
@@ -245,9 +248,9 @@ class RetrainLoop:
             heldout = EvalSet(mined.eval_queries, mined.eval_relevant, name="heldout", judged=mined.eval_judged)
             phase = ChallengerPhase(self.handle, self.feedback, self.settings, guard=guard)
 
-            def offline_check(champion_collection: str, candidate_collection: str) -> OfflineCheckResult:
+            def offline_check(champion: str, candidate: str) -> OfflineCheckResult:
                 with self._step("offline_check", steps):
-                    return self.gate.evaluate(self.handle, champion_collection, candidate_collection, heldout)
+                    return self.gate.evaluate(self.handle, champion, candidate, heldout)
 
             def open_phase(champion: CollectionVersion, built: CollectionVersion, check: OfflineCheckResult) -> None:
                 phase.start(champion, built, check.as_dict())
@@ -307,20 +310,3 @@ class RetrainLoop:
         finally:
             steps[name] = round(time.perf_counter() - started, 3)
             log.info("retrain step %s took %.1fs", name, steps[name])
-
-    def _doc_texts(self, collection: str):
-        """Document texts for the miner, read from the live collection by caller id."""
-        from clicktune.adapters.qdrant import document_from_payload, point_id
-
-        client = self.handle.client
-
-        def lookup(ids: list[str]) -> dict[str, str]:
-            found: dict[str, str] = {}
-            for start in range(0, len(ids), 256):
-                chunk = ids[start : start + 256]
-                for p in client.retrieve(collection, [point_id(i) for i in chunk], with_payload=True):
-                    doc = document_from_payload(p.payload or {}, p.id)
-                    found[str(doc.id)] = doc.page_content
-            return found
-
-        return lookup

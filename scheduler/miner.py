@@ -65,7 +65,7 @@ class MiningConfig:
 
     @classmethod
     def from_settings(cls, settings: ClicktuneSettings) -> MiningConfig:
-        return cls(window_days=settings.feedback_window_days, heldout_fraction=settings.heldout_fraction)
+        return cls(window_days=settings.feedback.window_days, heldout_fraction=settings.gate.heldout_fraction)
 
 
 @dataclass

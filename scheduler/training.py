@@ -54,23 +54,18 @@ class TrainingConfig:
     show_progress: bool = False
     matryoshka_dims: tuple[int, ...] = (384, 256, 128, 64)
     #: bf16 mixed precision (the Trainer's autocast, fp32 master weights). ``from_settings`` turns it on
-    #: where ``train_precision`` resolves to bf16: natively supported hardware, under ``auto``.
+    #: where ``training.precision`` resolves to bf16: natively supported hardware, under ``auto``.
     bf16: bool = False
 
     @classmethod
     def from_settings(cls, settings: ClicktuneSettings) -> TrainingConfig:
+        """The ``training`` group as is (same field names), and what it takes from the rest of the settings."""
+        training = settings.training
         return cls(
-            start_from=settings.train_start_from,
-            epochs=settings.train_epochs,
-            batch_size=settings.train_batch_size,
-            learning_rate=settings.train_learning_rate,
-            warmup_ratio=settings.train_warmup_ratio,
-            max_seq_length=settings.train_max_seq_length,
-            loss=settings.train_loss,
-            min_pairs=settings.train_min_pairs,
+            **training.model_dump(exclude={"precision"}),
             seed=settings.seed,
             show_progress=settings.show_progress(),
-            bf16=resolve_precision(settings.train_precision, device=settings.device) == "bf16",
+            bf16=resolve_precision(training.precision, device=settings.device) == "bf16",
         )
 
 

@@ -81,8 +81,8 @@ class ClickLog:
     def from_settings(cls, settings: ClicktuneSettings) -> ClickLog:
         return cls(
             settings.resolved_feedback_url,
-            click_window=timedelta(seconds=settings.click_window_seconds),
-            max_grade=settings.max_grade,
+            click_window=timedelta(seconds=settings.feedback.click_window_seconds),
+            max_grade=settings.feedback.max_grade,
         )
 
     def _create_schema(self) -> None:

@@ -128,8 +128,7 @@ def phase_store(phase_template: Path, tmp_path: Path):
 
 
 def _ids(store: ClicktuneVectorStore, collection: str) -> set[str]:
-    points, _ = store.client.scroll(collection, limit=1000, with_payload=True)
-    return {p.payload["doc_id"] for p in points}
+    return store.handle.index.doc_ids(store.collections.version_of(collection))
 
 
 def test_interleaved_results_say_which_model_produced_each_and_clicks_credit_it(phase_store, scifact_docs) -> None:
@@ -217,7 +216,7 @@ def test_a_dropped_challenger_leaves_the_champion_and_its_collection_is_deleted(
 def test_the_time_bound_drops_and_reconcile_drops_a_phase_whose_collection_is_gone(phase_store) -> None:
     store, phase = phase_store
     challenger = phase.active()
-    expired = phase.judge(challenger, now=challenger.started_at + timedelta(hours=store.settings.challenger_max_hours + 1))
+    expired = phase.judge(challenger, now=challenger.started_at + timedelta(hours=store.settings.challenger.max_hours + 1))
     assert expired.decision == "drop" and "time bound" in expired.reason
     assert phase.judge(challenger).decision == "continue"
     store.client.delete_collection(challenger.challenger_collection)

@@ -52,7 +52,8 @@ def test_job_is_persisted_in_the_feedback_database(tmp_path: Path) -> None:
 def test_scheduled_run_waits_for_enough_clicks(settings: ClicktuneSettings) -> None:
     with ClicktuneEmbeddings(settings, watch=False) as emb:
         ClicktuneVectorStore(settings, embeddings=emb).add_texts(["a doc"], ids=["a"])
-        data = {**settings.model_dump(mode="json", exclude_none=True), "min_new_clicks": 5}
+        data = settings.model_dump(mode="json", exclude_none=True)
+        data["schedule"]["min_new_clicks"] = 5
         outcome = scheduled_retrain(data)
     assert outcome["status"] == "skipped" and "0 new clicks < min_new_clicks=5" in outcome["reason"]
 
