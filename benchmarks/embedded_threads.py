@@ -39,12 +39,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((args.points, 384)).astype(np.float32)
     queries = rng.standard_normal((args.queries, 384)).astype(np.float32).tolist()
+    # Two embedded folders with the same points: one bare, one behind clicktune's lock.
     bare = QdrantClient(path=tempfile.mkdtemp(prefix="clicktune-threads-"))
-    bare.create_collection("bench", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE))
-    bare.upload_collection("bench", vectors=vectors, ids=list(range(args.points)), batch_size=1024)
-    engine = bare._client
-    serialized = serialize_embedded(QdrantClient(":memory:"))
-    serialized._client._local = engine  # the same engine and data, behind the lock
+    serialized = serialize_embedded(QdrantClient(path=tempfile.mkdtemp(prefix="clicktune-threads-")))
+    for client in (bare, serialized):
+        client.create_collection("bench", vectors_config=models.VectorParams(size=384, distance=models.Distance.COSINE))
+        client.upload_collection("bench", vectors=vectors, ids=list(range(args.points)), batch_size=1024)
 
     def timed(client: QdrantClient, query: list[float]) -> float:
         start = time.perf_counter()

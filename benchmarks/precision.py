@@ -121,7 +121,7 @@ def reindex_vs_bare(texts: list[str], ids: list[str], precision: str, batch_size
 
     def bare() -> float:
         t0 = time.perf_counter()
-        with autocast(encoder.precision, encoder._device_type):  # type: ignore[arg-type]
+        with autocast(encoder.precision, encoder.device_type):  # type: ignore[arg-type]
             encoder.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
         return len(texts) / (time.perf_counter() - t0)
 

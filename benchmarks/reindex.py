@@ -40,7 +40,7 @@ def main() -> None:
     from langchain_qdrant import QdrantVectorStore
 
     from clicktune.adapters import ClicktuneSettings, ModelRegistry
-    from clicktune.adapters.models import autocast, resolve_model_source, resolve_precision
+    from clicktune.adapters.models import autocast, resolve_precision
     from clicktune.adapters.qdrant import close_shared_clients
     from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
     from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
@@ -124,9 +124,10 @@ def main() -> None:
     results["search_during_reindex_n"] = len(during)
     embeddings.close()
 
-    hf = HuggingFaceEmbeddings(model_name=resolve_model_source(settings.base_model),
+    # The same model at the same max_seq_length, saved as a folder: LangChain has no public way to set it.
+    base.save(str(work / "baseline-model"))
+    hf = HuggingFaceEmbeddings(model_name=str(work / "baseline-model"),
                                encode_kwargs={"normalize_embeddings": True, "batch_size": args.batch_size})
-    hf._client.max_seq_length = base.max_seq_length
     t = time.perf_counter()
     plain = QdrantVectorStore.from_texts(texts, hf, path=str(work / "langchain-qdrant"), collection_name="plain",
                                          batch_size=256)

@@ -19,6 +19,7 @@ import json
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 
@@ -60,11 +61,11 @@ def main() -> None:
         for split in ("train", "test"):
             ClickSimulator(data, store.similarity_search, store.record_click,
                            SimulationConfig(split=split, rounds=args.rounds), show_progress=True).run()
-        loop = RetrainLoop(settings, handle=store.handle, feedback=store.feedback)
+        loop = RetrainLoop(settings, handle=store.handle, feedback=store.feedback)  # for its mining config
         live = store.collections.require_live()
         from clicktune.scheduler.miner import mine_feedback
 
-        mined = mine_feedback(store.feedback, loop._doc_texts(live.collection), loop.mining)
+        mined = mine_feedback(store.feedback, partial(store.handle.index.texts, live.version), loop.mining)
     close_shared_clients()
     rows = mined.train.select(range(min(args.pairs, len(mined.train))))
     config = TrainingConfig(epochs=1, batch_size=32, learning_rate=2e-5, max_seq_length=args.max_seq_length,

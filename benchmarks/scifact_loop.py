@@ -37,7 +37,7 @@ def main() -> None:
     from clicktune.adapters.qdrant import close_shared_clients
     from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
     from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
-    from clicktune.scheduler.evaluation import EvalSet, evaluate_collection
+    from clicktune.scheduler.evaluation import EvalSet, evaluate_version
     from clicktune.scheduler.loop import RetrainLoop
     from clicktune.scheduler.simulator import ClickSimulator, SimulationConfig
 
@@ -53,8 +53,8 @@ def main() -> None:
     store = ClicktuneVectorStore(settings, embeddings=emb)
     handle = store.handle
 
-    def scored(collection: str, version: str) -> float:
-        return evaluate_collection(handle.client, collection, handle.encoder(version), test).ndcg_at_10
+    def scored(version: str) -> float:
+        return evaluate_version(handle, version, test).ndcg_at_10
 
     def traffic(seed: int) -> None:
         ClickSimulator(data, store.similarity_search, store.record_click,
@@ -64,7 +64,7 @@ def main() -> None:
     docs = list(data.corpus.values())
     store.add_texts([d.content for d in docs], ids=[d.doc_id for d in docs], batch_size=512)
     live = store.collections.require_live()
-    base = scored(live.collection, live.version)
+    base = scored(live.version)
     print(f"base {live.version}: test nDCG@10 {base:.4f} ({time.perf_counter() - t:.0f}s to index)", flush=True)
     loop = RetrainLoop(settings, handle=handle, feedback=store.feedback)
     rounds: list[dict] = []
@@ -72,13 +72,13 @@ def main() -> None:
         started = time.perf_counter()
         traffic(args.seed * 1000 + number)
         live = store.collections.require_live()
-        row: dict = {"round": number, "champion": live.version, "champion_ndcg": scored(live.collection, live.version)}
+        row: dict = {"round": number, "champion": live.version, "champion_ndcg": scored(live.version)}
         opened = loop.tick(force=True)
         row["tick"] = opened.status
         challenger = store.active_challenger()
         if opened.status == "challenger" and challenger is not None:
             row["candidate"] = challenger.challenger_version
-            row["candidate_ndcg"] = scored(challenger.challenger_collection, challenger.challenger_version)
+            row["candidate_ndcg"] = scored(challenger.challenger_version)
             outcome = opened
             for phase_round in range(args.phase_rounds):
                 traffic(args.seed * 1000 + 100 * number + phase_round)
@@ -95,7 +95,7 @@ def main() -> None:
             row["reason"] = opened.reason
         live = store.collections.require_live()
         row["live_after"] = live.version
-        row["live_ndcg_after"] = scored(live.collection, live.version)
+        row["live_ndcg_after"] = scored(live.version)
         row["x_base"] = row["live_ndcg_after"] / base
         row["seconds"] = round(time.perf_counter() - started, 1)
         rounds.append(row)

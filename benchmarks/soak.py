@@ -167,17 +167,6 @@ def read_journal(path: Path) -> dict[str, set]:
     return seen
 
 
-def ids_in(client, collection: str) -> set[str]:  # noqa: ANN001 - a QdrantClient
-    from clicktune.adapters.qdrant import DOC_ID_KEY
-
-    ids: set[str] = set()
-    offset = None
-    while True:
-        points, offset = client.scroll(collection, limit=1024, offset=offset, with_payload=[DOC_ID_KEY])
-        ids.update(str(p.payload[DOC_ID_KEY]) for p in points)
-        if offset is None:
-            return ids
-
 
 def check(home: Path, journal: dict[str, set], stage: str) -> list[str]:
     """Every invariant of the soak on the home as the kill (or the recovery) left it."""
@@ -196,15 +185,17 @@ def check(home: Path, journal: dict[str, set], stage: str) -> list[str]:
         return [f"{stage}: the alias points at no collection"]
     must_have = journal["add"] - journal["trydel"]
     must_not = journal["del"]
-    targets = {"live": live.collection}
+    collections = handle.collections
+    targets = {"live": live.version}
     previous = handle.rollback_version(live.version)
-    if previous and handle.client.collection_exists(f"{handle.collections.alias}__{previous}"):
-        targets["rollback"] = f"{handle.collections.alias}__{previous}"
-    running = feedback.challengers.active(handle.collections.alias)
-    if running is not None and handle.client.collection_exists(running.challenger_collection):
-        targets["challenger"] = running.challenger_collection
-    for role, collection in targets.items():
-        present = ids_in(handle.client, collection)
+    if previous and collections.exists(collections.name_for(previous)):
+        targets["rollback"] = previous
+    running = feedback.challengers.active(collections.alias)
+    if running is not None and collections.exists(running.challenger_collection):
+        targets["challenger"] = running.challenger_version
+    for role, version in targets.items():
+        collection = collections.name_for(version)
+        present = handle.index.doc_ids(version)
         if missing := must_have - present:
             problems.append(f"{stage}: {role} {collection} misses {len(missing)} acknowledged adds, e.g. {sorted(missing)[:3]}")
         if back := must_not & present:

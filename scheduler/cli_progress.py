@@ -13,17 +13,20 @@ import logging
 import threading
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from qdrant_client import QdrantClient
+if TYPE_CHECKING:
+    from clicktune.adapters.qdrant import VersionIndex
 
 log = logging.getLogger("clicktune.scheduler.reindex")
 
 
 class CopyProgress:
-    """``with CopyProgress(client, source, target):`` logs ``target``'s point count against ``source``'s."""
+    """``with CopyProgress(index, source, target):`` logs version ``target``'s document count against ``source``'s."""
 
-    def __init__(self, client: QdrantClient, source: str, target: str, *, every: float = 15.0) -> None:
-        self.client, self.source, self.target, self.every = client, source, target, every
+    def __init__(self, index: VersionIndex, source: str, target: str, *, every: float = 15.0) -> None:
+        self.index, self.source, self.target, self.every = index, source, target, every
+        self._names = f"{index.collections.name_for(source)} -> {index.collections.name_for(target)}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = 0.0
@@ -32,7 +35,7 @@ class CopyProgress:
     def __enter__(self) -> CopyProgress:
         self.total = self._count(self.source) or 0
         self._started = time.monotonic()
-        log.info("reindex %s -> %s: copying %d points", self.source, self.target, self.total)
+        log.info("reindex %s: copying %d points", self._names, self.total)
         self._thread = threading.Thread(target=self._report, name="clicktune-progress", daemon=True)
         self._thread.start()
         return self
@@ -49,16 +52,16 @@ class CopyProgress:
             if copied is None:
                 continue  # not created yet
             share = f" ({100 * copied / self.total:.0f}%)" if self.total else ""
-            log.info("reindex %s -> %s: %d of %d points%s after %.0fs", self.source, self.target, copied,
-                     self.total, share, time.monotonic() - self._started)
+            log.info("reindex %s: %d of %d points%s after %.0fs", self._names, copied, self.total, share,
+                     time.monotonic() - self._started)
 
-    def _count(self, collection: str) -> int | None:
+    def _count(self, version: str) -> int | None:
         """Approximate on a server (cheap), exact in embedded mode; None while the collection is absent
         or when Qdrant does not answer (progress is best effort: the reindex reports its own errors)."""
         try:
-            if not self.client.collection_exists(collection):
+            if not self.index.exists(version):
                 return None
-            return int(self.client.count(collection, exact=False).count)
+            return self.index.count(version, exact=False)
         except Exception as exc:  # noqa: BLE001 - a progress line must never fail the reindex
-            log.debug("progress count of %s failed: %s", collection, exc)
+            log.debug("progress count of %s failed: %s", version, exc)
             return None

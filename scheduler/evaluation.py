@@ -9,21 +9,16 @@ sentence-transformers' ``InformationRetrievalEvaluator`` (binary relevance; a te
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from qdrant_client import QdrantClient, models
-
-from clicktune.adapters.models import VersionEncoder
-from clicktune.adapters.qdrant import DOC_ID_KEY
+if TYPE_CHECKING:
+    from clicktune.adapters.qdrant import IndexHandle
 
 K = 10
 
-# The gate asks for exact search (a Qdrant server would otherwise answer from HNSW); embedded Qdrant is
-# always exact and warns that the parameter has no effect there, once per query batch.
-warnings.filterwarnings("ignore", message="Local mode performs exact", category=UserWarning)
 
 
 Relevance = Mapping[str, set[str]] | Mapping[str, Mapping[str, float]]
@@ -126,37 +121,20 @@ def ir_metrics(
     return Scores(mean(ndcgs), mean(mrrs), mean(recalls), n, per_query)
 
 
-def rank_with_collection(
-    client: QdrantClient,
-    collection: str,
-    encoder: VersionEncoder,
-    queries: Mapping[str, str],
-    *,
-    k: int = K,
-    batch_size: int = 32,
+def rank_version(
+    handle: IndexHandle, version: str, queries: Mapping[str, str], *, k: int = K, batch_size: int | None = None
 ) -> dict[str, list[str]]:
-    """Top-k caller ids per query: the query embedded by ``encoder``, searched exactly in Qdrant."""
+    """Top-k caller ids per query: the query embedded by ``version``'s model, searched exactly in its collection."""
     qids = list(queries)
-    vectors = encoder.encode([queries[q] for q in qids], batch_size=batch_size)
-    rankings: dict[str, list[str]] = {}
-    for start in range(0, len(qids), 64):
-        chunk = qids[start : start + 64]
-        requests = [
-            models.QueryRequest(
-                query=vectors[start + i].tolist(), limit=k, with_payload=[DOC_ID_KEY],
-                params=models.SearchParams(exact=True),
-            )
-            for i in range(len(chunk))
-        ]
-        responses = client.query_batch_points(collection, requests=requests)
-        for qid, response in zip(chunk, responses, strict=True):
-            rankings[qid] = [str((p.payload or {}).get(DOC_ID_KEY, p.id)) for p in response.points]
-    return rankings
+    vectors = handle.encoder(version).encode([queries[q] for q in qids],
+                                             batch_size=batch_size or handle.settings.batch_size)
+    return dict(zip(qids, handle.index.rank(version, vectors, k=k), strict=True))
 
 
-def evaluate_collection(
-    client: QdrantClient, collection: str, encoder: VersionEncoder, eval_set: EvalSet, *, batch_size: int = 32
+def evaluate_version(
+    handle: IndexHandle, version: str, eval_set: EvalSet, *, batch_size: int | None = None
 ) -> Scores:
+    """What users would get from ``version`` (its collection, its query encoder), scored on ``eval_set``."""
     depth = 100 if eval_set.judged is not None else K  # condensing needs room below rank 10
-    rankings = rank_with_collection(client, collection, encoder, eval_set.queries, k=depth, batch_size=batch_size)
+    rankings = rank_version(handle, version, eval_set.queries, k=depth, batch_size=batch_size)
     return ir_metrics(rankings, eval_set.relevant_docs, judged=eval_set.judged)

@@ -15,22 +15,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from qdrant_client import models
+import numpy as np
 from tqdm.auto import tqdm
 
 from clicktune.adapters.crashpoints import crash_point, fail_point
 from clicktune.adapters.models import VersionEncoder
 from clicktune.adapters.qdrant import (
-    DOC_ID_KEY,
     CollectionVersion,
     IndexHandle,
     NothingToReindexError,
-    ReindexVerificationError,
     VersionAlreadyLiveError,
     VersionKeptForRollbackError,
 )
 from clicktune.adapters.qdrant.coordination import ReindexSession
-from clicktune.adapters.qdrant.documents import CONTENT_KEY
+from clicktune.adapters.qdrant.index import Encode
 
 if TYPE_CHECKING:
     from clicktune.scheduler.gate import OfflineCheckResult
@@ -61,14 +59,16 @@ class ReindexReport:
 
 
 class BlueGreenReindexer:
-    """Re-embeds every live point with a registered version into ``<alias>__<version>`` and swaps."""
+    """Re-embeds every live document with a registered version into its own collection, and swaps.
+
+    Orchestration only: the copy, replay and checks are ``handle.index``'s, in versions and caller ids.
+    """
 
     def __init__(
         self,
         handle: IndexHandle,
         *,
         batch_size: int | None = None,
-        scroll_page: int = 1024,
         verify_sample: int = 32,
         verify_queries: int = 5,
         show_progress: bool | None = None,
@@ -81,9 +81,8 @@ class BlueGreenReindexer:
         self.handle = handle
         self.collections = handle.collections
         self.registry = handle.registry
-        self.client = handle.client
+        self.index = handle.index
         self.batch_size = batch_size or handle.settings.batch_size
-        self.scroll_page = scroll_page
         self.verify_sample = verify_sample
         self.verify_queries = verify_queries
         self.show_progress = handle.settings.show_progress() if show_progress is None else show_progress
@@ -126,7 +125,7 @@ class BlueGreenReindexer:
         hand_off: Callable[[CollectionVersion, CollectionVersion, OfflineCheckResult | None], None] | None = None,
         protect: set[str] | None = None,
     ) -> ReindexReport:
-        """Build, verify and (if ``approve(live_collection, new_collection).passed``) swap to ``version``.
+        """Build, verify and (if ``approve(live_version, version).passed``) swap to ``version``.
 
         ``approve`` (the offline check) scores the built collection before anything changes; its verdict
         is ``report.approval``; a refusal drops the new collection. ``hand_off(live, built, approval)``
@@ -150,23 +149,22 @@ class BlueGreenReindexer:
                 f"{version} is kept for rollback ({self.collections.name_for(version)}, complete and up to date): "
                 "run `clicktune rollback` to serve it again, with no re-encoding"
             )
-        source_count = self.collections.count(live.collection)
-        if source_count == 0:
+        if self.index.count(live.version) == 0:
             raise NothingToReindexError(f"{live.collection} is empty: nothing to re-index")
 
         encoder = self.handle.encoder(version)
         target = self.collections.name_for(version)
-        if self.client.collection_exists(target):
+        if self.collections.exists(target):
             self.collections.drop(target)
         report = ReindexReport(source=live.collection, target=target, version=version, removed_orphans=removed_orphans)
 
-        with self.handle.coordinator.session() as session:
+        with self.handle.writes_tracked() as session:
             try:
                 self._build_and_swap(session, live, target, encoder, report, timings, approve, hand_off)
             except Exception:
                 # Nothing half-built may linger: the alias still serves the old collection, so the new
                 # one is dropped (a SIGKILL skips this; the next run's reconcile removes it instead).
-                if self.collections.live() != CollectionVersion(target, version) and self.client.collection_exists(target):
+                if self.collections.live() != CollectionVersion(target, version) and self.collections.exists(target):
                     self.collections.drop(target)
                 raise
         if not (report.swapped or report.handed_off):
@@ -198,35 +196,42 @@ class BlueGreenReindexer:
         approve: Callable[[str, str], OfflineCheckResult] | None,
         hand_off: Callable[[CollectionVersion, CollectionVersion, OfflineCheckResult | None], None] | None,
     ) -> None:
-        self.collections.create(report.version, encoder.dimension, bulk_load=True)
+        version = report.version
+
+        def encode(texts: list[str]) -> np.ndarray:
+            return encoder.encode(texts, batch_size=self.batch_size)
+
+        self.collections.create(version, encoder.dimension, bulk_load=True)
         crash_point("reindex.created")
         t = time.perf_counter()
-        report.points = self._copy_all(live, target, encoder)
+        with tqdm(total=self.index.count(live.version), desc=f"reindex {live.collection} -> {target}", unit="doc",
+                  disable=not self.show_progress) as bar:
+            report.points = self.index.copy(live.version, version, encode, on_copied=bar.update)
         timings["copy"] = time.perf_counter() - t
         crash_point("reindex.copied")
         fail_point("reindex")
         t = time.perf_counter()
-        report.replayed += self._replay(session, live, target, encoder)
+        report.replayed += self._replay(session, live.version, version, encode)
         timings["catch_up"] = time.perf_counter() - t
         self.collections.finish_bulk_load(target)
         crash_point("reindex.indexed")
         t = time.perf_counter()
-        self.verify_search(target, encoder)
+        self.index.verify_search(version, encode, probes=self.verify_queries, rng=self._random)
         timings["verify_search"] = time.perf_counter() - t
         crash_point("reindex.verified")
         if approve is not None:
             t = time.perf_counter()
-            report.approval = approve(live.collection, target)
+            report.approval = approve(live.version, version)
             timings["approve"] = time.perf_counter() - t
             if not report.approval.passed:
                 return
         # Writers wait only for this block: the last replay, the copy checks, the swap and CURRENT.
         # CURRENT moves inside it too: a writer let in between would not yet see the old version as
         # the one to mirror into for rollback, and a rollback would lose its write.
-        with self.handle.coordinator.lock.exclusive():
+        with self.handle.writers_paused():
             t = time.perf_counter()
-            report.replayed += self._replay(session, live, target, encoder)
-            self.verify_copies(live.collection, target)
+            report.replayed += self._replay(session, live.version, version, encode)
+            self.index.verify_copies(live.version, version, sample=self.verify_sample, rng=self._random)
             if self.guard is not None:
                 self.guard()
             if hand_off is not None:
@@ -246,100 +251,12 @@ class BlueGreenReindexer:
         """Retention after a swap (see :func:`apply_retention`); returns the collections it deleted."""
         return apply_retention(self.handle, protect=protect, guard=self.guard)[0]
 
-    def _copy_all(self, live: CollectionVersion, target: str, encoder: VersionEncoder) -> int:
-        total = self.collections.count(live.collection)
-        bar = tqdm(total=total, desc=f"reindex {live.collection} -> {target}", unit="doc",
-                   disable=not self.show_progress)
-        copied = 0
-        offset: Any = None
-        try:
-            while True:
-                points, offset = self.client.scroll(
-                    live.collection, limit=self.scroll_page, offset=offset, with_payload=True, with_vectors=False
-                )
-                if points:
-                    self._upsert(target, [(p.id, p.payload or {}) for p in points], encoder)
-                    copied += len(points)
-                    bar.update(len(points))
-                if offset is None:
-                    return copied
-        finally:
-            bar.close()
-
-    def _upsert(self, target: str, points: list[tuple[Any, dict]], encoder: VersionEncoder) -> None:
-        texts = [payload.get(CONTENT_KEY, "") for _, payload in points]
-        vectors = encoder.encode(texts, batch_size=self.batch_size)
-        self.client.upsert(
-            target,
-            points=models.Batch(
-                ids=[pid for pid, _ in points],
-                vectors=vectors.tolist(),
-                payloads=[payload for _, payload in points],
-            ),
-            wait=True,
-        )
-
-    def _replay(self, session: ReindexSession, live: CollectionVersion, target: str, encoder: VersionEncoder) -> int:
-        """Bring ids written during the copy to their current live state in the target."""
-        from clicktune.adapters.qdrant import point_id
-
+    def _replay(self, session: ReindexSession, source: str, target: str, encode: Encode) -> int:
+        """Bring the ids written since the copy began to their current live state in the target."""
         replayed = 0
         while ids := session.drain():
-            for start in range(0, len(ids), self.scroll_page):
-                chunk = [point_id(i) for i in ids[start : start + self.scroll_page]]
-                current = self.client.retrieve(live.collection, chunk, with_payload=True, with_vectors=False)
-                present = {str(p.id) for p in current}
-                gone = [pid for pid in chunk if pid not in present]
-                if gone:
-                    self.client.delete(target, points_selector=models.PointIdsList(points=gone), wait=True)
-                if current:
-                    self._upsert(target, [(p.id, p.payload or {}) for p in current], encoder)
-                replayed += len(chunk)
+            replayed += self.index.replay(source, target, ids, encode)
         return replayed
-
-    # Verification ------------------------------------------------------------------------------
-    def verify_counts(self, source: str, target: str) -> None:
-        source_count, target_count = self.collections.count(source), self.collections.count(target)
-        if source_count != target_count:
-            raise ReindexVerificationError(f"{target} holds {target_count} points but {source} holds {source_count}")
-
-    def verify_copies(self, source: str, target: str) -> None:
-        """Same count and identical payloads on a random sample; run while writers wait."""
-        self.verify_counts(source, target)
-        sample, _ = self.client.scroll(source, limit=max(self.verify_sample * 4, 64), with_payload=True)
-        sample = self._random.sample(sample, min(self.verify_sample, len(sample)))
-        if not sample:
-            return
-        copies = {str(p.id): p for p in self.client.retrieve(target, [p.id for p in sample], with_payload=True)}
-        for point in sample:
-            copy = copies.get(str(point.id))
-            if copy is None or copy.payload != point.payload:
-                raise ReindexVerificationError(
-                    f"point {point.payload.get(DOC_ID_KEY) if point.payload else point.id} differs between "
-                    f"{source} and {target}"
-                )
-
-    def verify_search(self, target: str, encoder: VersionEncoder) -> None:
-        """A few documents, used as queries with the new model, find themselves in the top 10.
-
-        Runs before writers are paused (it encodes), so a probe deleted meanwhile is skipped.
-        """
-        count = self.collections.count(target)
-        if count == 0:
-            raise ReindexVerificationError(f"{target} is empty")
-        probes, _ = self.client.scroll(target, limit=max(self.verify_queries * 8, 40), with_payload=True)
-        probes = self._random.sample(probes, min(self.verify_queries, len(probes)))
-        vectors = encoder.encode([(p.payload or {}).get(CONTENT_KEY, "") for p in probes], batch_size=self.batch_size)
-        for point, vector in zip(probes, vectors, strict=True):
-            hits = self.client.query_points(target, query=vector.tolist(), limit=10, with_payload=True).points
-            text = (point.payload or {}).get(CONTENT_KEY)
-            if any(str(h.id) == str(point.id) or (h.payload or {}).get(CONTENT_KEY) == text for h in hits):
-                continue
-            if not self.client.retrieve(target, [point.id]):
-                continue  # deleted by a writer since it was sampled
-            raise ReindexVerificationError(
-                f"document {(point.payload or {}).get(DOC_ID_KEY)} does not find itself in the top 10 of {target}"
-            )
 
 
 def apply_retention(
@@ -389,13 +306,13 @@ def rollback(handle: IndexHandle, guard: Callable[[], None] | None = None) -> st
     if previous is None:
         raise NothingToRollBackError("no previous live version to roll back to")
     collection = handle.collections.name_for(previous)
-    if not handle.client.collection_exists(collection):
+    if not handle.collections.exists(collection):
         raise NothingToRollBackError(
             f"the collection of {previous} ({collection}) was removed; re-index it with `clicktune reindex --version {previous}`"
         )
     # Alias and CURRENT move together while writers wait; a kill between the two is finished by the
     # next reconcile, which brings CURRENT to the alias (writers meanwhile mirror as if it had moved).
-    with handle.coordinator.lock.exclusive():
+    with handle.writers_paused():
         if guard is not None:
             guard()
         handle.collections.point_alias_at(collection)

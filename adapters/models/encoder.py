@@ -46,7 +46,7 @@ class VersionEncoder:
         )
 
     @property
-    def _device_type(self) -> str:
+    def device_type(self) -> str:
         return str(self.model.device).split(":")[0]
 
     @property
@@ -80,7 +80,7 @@ class VersionEncoder:
         try:
             for start in chunks:
                 batch = texts[start : start + batch_size]
-                with self.lock, autocast(self.precision, self._device_type):  # type: ignore[arg-type]
+                with self.lock, autocast(self.precision, self.device_type):  # type: ignore[arg-type]
                     vectors = self.model.encode(
                         batch, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False
                     )
@@ -93,7 +93,7 @@ class VersionEncoder:
         return result
 
     def encode_query(self, text: str) -> np.ndarray:
-        with self.lock, autocast(self.query_precision, self._device_type):  # type: ignore[arg-type]
+        with self.lock, autocast(self.query_precision, self.device_type):  # type: ignore[arg-type]
             vector = self.model.encode([text], convert_to_tensor=True, show_progress_bar=False)
         return _unit_rows(vector)[0]
 

@@ -36,6 +36,7 @@ _EXPORTS = {
     "VersionAlreadyLiveError": "errors",
     "VersionKeptForRollbackError": "errors",
     "IndexHandle": "handle",
+    "VersionIndex": "index",
 }
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "NothingToReindexError",
     "ReindexVerificationError",
     "VersionAlreadyLiveError",
+    "VersionIndex",
     "VersionKeptForRollbackError",
     "WriteCoordinator",
     "close_shared_clients",
@@ -106,3 +108,4 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
         VersionKeptForRollbackError,
     )
     from clicktune.adapters.qdrant.handle import IndexHandle
+    from clicktune.adapters.qdrant.index import VersionIndex

@@ -117,8 +117,15 @@ class AliasedCollections:
                 found.append(CollectionVersion(description.name, version))
         return sorted(found, key=lambda c: parse_version(c.version))
 
-    def count(self, collection: str) -> int:
-        return int(self.client.count(collection, exact=True).count)
+    def exists(self, collection: str) -> bool:
+        return bool(self.client.collection_exists(collection))
+
+    def count(self, collection: str, *, exact: bool = True) -> int:
+        return int(self.client.count(collection, exact=exact).count)
+
+    def other_aliases(self) -> list[str]:
+        """Every alias on this Qdrant but this one (to suggest the right one for a misspelled alias)."""
+        return sorted({a.alias_name for a in self.client.get_aliases().aliases} - {self.alias})
 
     # Changes -----------------------------------------------------------------------------------
     def create(self, version: str, dimension: int, *, bulk_load: bool = False) -> str:

@@ -7,15 +7,17 @@ may import the other, so they meet here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from qdrant_client import QdrantClient
 
 from clicktune.adapters.models import EncoderCache, VersionEncoder, encoder_for_version
 from clicktune.adapters.qdrant.client import qdrant_client_from_settings, serialize_embedded
 from clicktune.adapters.qdrant.collections import AliasedCollections
-from clicktune.adapters.qdrant.coordination import WriteCoordinator, coordinator_for
+from clicktune.adapters.qdrant.coordination import ReindexSession, WriteCoordinator, coordinator_for
+from clicktune.adapters.qdrant.index import VersionIndex
 from clicktune.adapters.registry import ModelRegistry
 from clicktune.adapters.settings import ClicktuneSettings
 
@@ -28,6 +30,23 @@ class IndexHandle:
     collections: AliasedCollections
     coordinator: WriteCoordinator
     encoder: Callable[[str], VersionEncoder]
+    #: The documents of the alias's version collections, by version and caller id.
+    index: VersionIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = VersionIndex(self.client, self.collections)
+
+    @contextmanager
+    def writers_paused(self) -> Iterator[None]:
+        """Hold every writer of this alias in this process (they wait, none fails) for a commit point."""
+        with self.coordinator.lock.exclusive():
+            yield
+
+    @contextmanager
+    def writes_tracked(self) -> Iterator[ReindexSession]:
+        """Note the caller ids every writer touches from now on, for a reindex to replay."""
+        with self.coordinator.session() as session:
+            yield session
 
     @classmethod
     def from_settings(

@@ -17,7 +17,7 @@ from qdrant_client import QdrantClient, models
 
 from clicktune.adapters import ClicktuneSettings
 from clicktune.adapters.clicklog import ClickLog
-from clicktune.adapters.qdrant import IndexHandle, close_shared_clients
+from clicktune.adapters.qdrant import AliasedCollections, IndexHandle, VersionIndex, close_shared_clients
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.cli import main
 from clicktune.scheduler.cli_progress import CopyProgress
@@ -217,7 +217,8 @@ def test_copy_progress_logs_the_target_count_against_the_source(caplog: pytest.L
         client.create_collection(name, vectors_config=params)
         client.upsert(name, [models.PointStruct(id=i, vector=[1.0, float(i)]) for i in range(count)])
     caplog.set_level(logging.INFO, logger="clicktune")
-    with CopyProgress(client, "docs__v0001", "docs__v0002", every=0.02):
+    index = VersionIndex(client, AliasedCollections(client, "docs"))
+    with CopyProgress(index, "v0001", "v0002", every=0.02):
         deadline = time.monotonic() + 5
         while not any("3 of 4 points (75%)" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -7,7 +7,7 @@ import pytest
 from clicktune.adapters import ClicktuneSettings
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
-from clicktune.scheduler.evaluation import EvalSet, Scores, evaluate_collection, ir_metrics
+from clicktune.scheduler.evaluation import EvalSet, Scores, evaluate_version, ir_metrics
 from clicktune.scheduler.gate import OfflineCheck
 
 
@@ -42,7 +42,7 @@ def test_matches_information_retrieval_evaluator(settings: ClicktuneSettings) ->
         store = ClicktuneVectorStore(settings, embeddings=emb)
         store.add_texts(list(corpus.values()), ids=list(corpus))
         live = store.collections.require_live()
-        ours = evaluate_collection(store.client, live.collection, emb.encoder(live.version), EvalSet(queries, relevant))
+        ours = evaluate_version(store.handle, live.version, EvalSet(queries, relevant))
         evaluator = InformationRetrievalEvaluator(queries, corpus, relevant, name="t", write_csv=False,
                                                   batch_size=32)
         theirs = evaluator(emb.encoder(live.version).model)

@@ -48,13 +48,8 @@ def _index(store: ClicktuneVectorStore, docs: list[tuple[str, str]]) -> None:
 
 def _live_contents(store: ClicktuneVectorStore) -> dict[str, tuple[str, dict]]:
     live = store.collections.require_live()
-    points, offset, out = [], None, {}
-    while True:
-        points, offset = store.client.scroll(live.collection, limit=256, offset=offset, with_payload=True)
-        for p in points:
-            out[p.payload["doc_id"]] = (p.payload["page_content"], p.payload["metadata"])
-        if offset is None:
-            return out
+    documents = store.get_by_ids(sorted(store.handle.index.doc_ids(live.version)))
+    return {d.id: (d.page_content, d.metadata) for d in documents}
 
 
 def test_reindex_swaps_alias_then_current(store: ClicktuneVectorStore, scifact_docs) -> None:
@@ -328,10 +323,7 @@ def test_reindexing_to_the_version_kept_for_rollback_is_refused_and_keeps_its_co
 
 
 def _ids(store: ClicktuneVectorStore, collection: str) -> set[str]:
-    from clicktune.adapters.qdrant import DOC_ID_KEY
-
-    points, _ = store.client.scroll(collection, limit=1000, with_payload=[DOC_ID_KEY])
-    return {p.payload[DOC_ID_KEY] for p in points}
+    return store.handle.index.doc_ids(store.collections.version_of(collection))
 
 
 def test_after_a_rollback_the_version_before_is_not_served_again_without_reindexing(
@@ -375,7 +367,7 @@ def test_a_refused_approval_swaps_nothing_and_the_report_carries_the_verdict(
         return OfflineCheckResult(False, "test refusal", "ndcg@10", 0.02, "v0001", "v0002")
 
     report = BlueGreenReindexer(store.handle).run("v0002", approve=refuse)
-    assert seen == [("docs__v0001", "docs__v0002")]
+    assert seen == [("v0001", "v0002")]  # approve(live version, built version)
     assert not report.swapped and report.approval.reason == "test refusal"
     assert report.as_dict()["approval"]["passed"] is False
     assert [c.collection for c in store.collections.versions()] == ["docs__v0001"]

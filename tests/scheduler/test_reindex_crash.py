@@ -114,8 +114,7 @@ _ROLLBACK_SCRIPT = textwrap.dedent(
 
 
 def _ids(store: ClicktuneVectorStore, collection: str) -> set[str]:
-    points, _ = store.client.scroll(collection, limit=1000, with_payload=True)
-    return {p.payload["doc_id"] for p in points}
+    return store.handle.index.doc_ids(store.collections.version_of(collection))
 
 
 def test_a_rollback_killed_after_its_swap_then_writes_then_reindex_keeps_every_write(
