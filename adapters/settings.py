@@ -123,6 +123,11 @@ class ClicktuneSettings(BaseSettings):
     qdrant_path: str | None = Field(
         default=None, description="Embedded Qdrant folder (default: home/qdrant), or ':memory:'."
     )
+    embedded_engine: Literal["auto", "edge", "local"] = Field(
+        default="auto",
+        description="Embedded Qdrant engine: edge (Qdrant's own, HNSW) or local (qdrant-client's local mode); "
+        "auto = edge, except a folder local mode already holds.",
+    )
     collection_alias: str = Field(default="docs", description="Alias the app searches; versions sit behind it.")
 
     feedback_url: str | None = Field(

@@ -7,7 +7,11 @@ For each size, random 384-dim unit vectors (a normalized Gaussian: the hardest c
 recall is far higher on real text embeddings) are loaded into both engines as clicktune loads a
 version collection: created with HNSW off (``m=0``), bulk-loaded, then HNSW turned on (``m=16``,
 Qdrant's default), which the edge engine builds once (``optimize``) and local mode ignores (it always
-searches exactly). Measured, single thread:
+searches exactly). The edge engine runs twice: as clicktune configures it ("edge": exact search and no
+graph up to 200,000 KB of vectors per segment, ``adapters/qdrant/edge/convert.py``) and with Qdrant's
+server thresholds ("edge graph": a graph from 10,000 KB), which is how the graph's build time and
+recall are measured. Then both engines are searched through ``ClicktuneVectorStore`` ("store" rows:
+by vector and by text, impression logged). Measured, single thread:
 - upsert rate (points/s, batches of 256 through ``upload_collection``) and the HNSW build time;
 - p50/p99 latency of ``query_points(limit=10)`` by vector (query encoding excluded), with the
   engine's default ``hnsw_ef`` and each ``--ef`` (0 = default), and exact search (``exact=True``);
@@ -45,6 +49,7 @@ def main() -> None:
     parser.add_argument("--local-queries", type=int, nargs="+", default=[100, 50, 20], help="per size")
     parser.add_argument("--ef", type=int, nargs="+", default=[0, 512], help="hnsw_ef values; 0 = default")
     parser.add_argument("--no-encoding", action="store_true", help="skip the row with query encoding")
+    parser.add_argument("--store-queries", type=int, default=60, help="searches per store measurement")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/embedded_search.json"))
     args = parser.parse_args()
 
@@ -55,9 +60,13 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows: list[dict] = []
 
-    def load(client: QdrantClient, vectors: np.ndarray) -> tuple[float, float]:
+    def load(client: QdrantClient, vectors: np.ndarray, *, graph: bool = False) -> tuple[float, float]:
+        """Create with HNSW off, bulk-load, turn it on; ``graph``: Qdrant's server thresholds (10,000 KB), so
+        the edge engine builds and searches its graph at every size instead of searching exactly."""
+        thresholds = {"full_scan_threshold": 10000} if graph else {}
         client.create_collection("bench", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
-                                 hnsw_config=models.HnswConfigDiff(m=0))
+                                 hnsw_config=models.HnswConfigDiff(m=0, **thresholds),
+                                 optimizers_config=models.OptimizersConfigDiff(indexing_threshold=10000) if graph else None)
         start = time.perf_counter()
         client.upload_collection("bench", vectors=vectors, ids=range(len(vectors)), batch_size=256)
         upsert_rate = len(vectors) / (time.perf_counter() - start)
@@ -82,19 +91,27 @@ def main() -> None:
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         truth = [set(np.argsort(-(vectors @ q))[:10].tolist()) for q in queries]
 
-        edge = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-bench-"))
-        upsert_rate, build_s = load(edge, vectors)
+        graph = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-graph-bench-"))
+        upsert_rate, build_s = load(graph, vectors, graph=True)
         for ef in args.ef:
-            p50, p99, recall = measure(edge, queries, truth, models.SearchParams(hnsw_ef=ef) if ef else None)
-            rows.append({"engine": "edge" if not ef else f"edge hnsw_ef={ef}", "documents": size, "p50_ms": p50,
+            p50, p99, recall = measure(graph, queries, truth, models.SearchParams(hnsw_ef=ef) if ef else None)
+            rows.append({"engine": "edge graph" + (f" hnsw_ef={ef}" if ef else ""), "documents": size, "p50_ms": p50,
                          "p99_ms": p99, "recall@10": recall, "upsert_per_s": upsert_rate, "hnsw_build_s": build_s,
                          "queries": len(queries)})
+        graph.close()
+        edge = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-bench-"))
+        upsert_rate, build_s = load(edge, vectors)
+        p50, p99, recall = measure(edge, queries, truth)
+        rows.append({"engine": "edge", "documents": size, "p50_ms": p50, "p99_ms": p99, "recall@10": recall,
+                     "upsert_per_s": upsert_rate, "hnsw_build_s": build_s, "queries": len(queries)})
         p50, p99, recall = measure(edge, queries[:50], truth[:50], models.SearchParams(exact=True))
         rows.append({"engine": "edge exact", "documents": size, "p50_ms": p50, "p99_ms": p99, "recall@10": recall,
                      "upsert_per_s": upsert_rate, "hnsw_build_s": None, "queries": 50})
         if not args.no_encoding and index == len(args.sizes) - 1:
             rows.append(_with_encoding(edge, size, rng))
         edge.close()
+        for engine in ("edge", "local"):
+            rows += _through_the_store(engine, vectors, queries[: args.store_queries], in_folder=engine == "edge" or index == 0)
 
         # local mode in a folder stores points in SQLite at ~200-250/s on this box: only the first size is
         # loaded that way (its upsert rate); larger ones load in memory, which searches exactly as fast
@@ -110,16 +127,76 @@ def main() -> None:
         print(f"{size} documents done", flush=True)
 
     print(f"{DIM}-dim random unit vectors, top 10, one thread; {platform.processor() or platform.machine()}")
-    print(f"  {'engine':<22} {'docs':>7} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>9} {'upsert/s':>9} {'build s':>8}")
+    print(f"  {'engine':<30} {'docs':>7} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>9} {'upsert/s':>9} {'build s':>8}")
     for row in rows:
         build = f"{row['hnsw_build_s']:.1f}" if row.get("hnsw_build_s") else "-"
         upserts = f"{row['upsert_per_s']:.0f}" if row.get("upsert_per_s") else "-"
         recall = f"{row['recall@10']:.3f}" if row.get("recall@10") is not None else "-"
-        print(f"  {row['engine']:<22} {row['documents']:>7} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {recall:>9} "
+        name = row["engine"] + (" (text)" if row.get("query_encoding") else " (vector)" if "search" in row else "")
+        print(f"  {name:<30} {row['documents']:>7} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {recall:>9} "
               f"{upserts:>9} {build:>8}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"dimension": DIM, "rows": rows}, indent=2))
     print(f"wrote {args.out}")
+
+
+def _through_the_store(engine: str, vectors: np.ndarray, queries: np.ndarray, *, in_folder: bool) -> list[dict]:
+    """p50/p99 of ``ClicktuneVectorStore`` searches on ``engine``: by vector (query encoding excluded) and
+    by text (the packaged model encodes the query), each logging its impression as in production.
+
+    The documents are the random vectors, written as clicktune writes a version collection (payload
+    keys, caller ids, the alias) by ``CollectionDocumentStore`` from precomputed vectors, so 100,000
+    documents load without encoding 100,000 texts. Local mode loads into memory above the first size.
+    """
+    from langchain_core.embeddings import Embeddings
+
+    from clicktune.adapters import ClicktuneSettings, ModelRegistry
+    from clicktune.adapters.qdrant import CollectionDocumentStore, close_shared_clients
+    from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
+
+    class Precomputed(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            # "doc 17" -> row 17; langchain-qdrant's dimension probe ("dummy_text") gets row 0
+            return vectors[[int(t.split()[1]) if t.startswith("doc ") else 0 for t in texts]].tolist()
+
+        def embed_query(self, text: str) -> list[float]:
+            raise NotImplementedError("documents only")
+
+    home = Path(tempfile.mkdtemp(prefix=f"clicktune-store-bench-{engine}-"))
+    settings = ClicktuneSettings(home=home, embedded_engine=engine, progress=False, watch_registry=False,
+                                 **({} if in_folder else {"qdrant_path": ":memory:"}))
+    ModelRegistry.from_settings(settings).bootstrap()
+    embeddings = ClicktuneEmbeddings(settings, watch=False)
+    store = ClicktuneVectorStore(settings, embeddings=embeddings)
+    collections = store.handle.collections
+    collection = collections.create("v0001", DIM, bulk_load=True)
+    start = time.perf_counter()
+    CollectionDocumentStore(client=store.client, collection_name=collection, embedding=Precomputed()).add_texts(
+        [f"doc {i}" for i in range(len(vectors))], ids=[f"doc-{i}" for i in range(len(vectors))], batch_size=1024)
+    collections.finish_bulk_load(collection)
+    load_s = time.perf_counter() - start
+    collections.point_alias_at(collection)
+    words = "protein cell gene tumor dose patient risk blood trial mutation immune response brain".split()
+    texts = [" ".join(np.random.default_rng(i).choice(words, size=8)) for i in range(len(queries))]
+    store.similarity_search(texts[0], k=10)  # load the model, open the click log
+    by_vector, by_text = [], []
+    for query, text in zip(queries.tolist(), texts, strict=True):
+        start = time.perf_counter()
+        store.similarity_search_by_vector(query, k=10)
+        by_vector.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        store.similarity_search(text, k=10)
+        by_text.append((time.perf_counter() - start) * 1000)
+    embeddings.close()
+    close_shared_clients()
+    rows = []
+    for what, ms in (("similarity_search_by_vector", by_vector), ("similarity_search", by_text)):
+        p50, p99 = _percentiles(ms)
+        rows.append({"engine": f"{engine} store", "search": what, "documents": len(vectors), "p50_ms": p50,
+                     "p99_ms": p99, "recall@10": None, "upsert_per_s": len(vectors) / load_s, "hnsw_build_s": None,
+                     "queries": len(ms), "storage": "folder" if in_folder else "memory",
+                     "query_encoding": what == "similarity_search"})
+    return rows
 
 
 def _with_encoding(client, size: int, rng: np.random.Generator) -> dict:  # noqa: ANN001 - a QdrantClient

@@ -39,6 +39,29 @@ def home(template_home: Path, tmp_path: Path) -> Path:
     return clone_home(template_home, tmp_path / "home")
 
 
+#: The embedded engines behaviour and invariant tests run on (``pytestmark = pytest.mark.both_engines``).
+ENGINES = ("edge", "local")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_engines"):
+        metafunc.parametrize("embedded_engine", ENGINES, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def embedded_engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The engine of a ``both_engines`` module's current run, as ``CLICKTUNE_EMBEDDED_ENGINE`` (so the
+    processes a crash test starts use it too); elsewhere ``auto``, the default. Module fixtures that
+    build a home take this fixture, so each engine gets its own."""
+    engine = getattr(request, "param", None)
+    if engine is None:
+        yield "auto"
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLICKTUNE_EMBEDDED_ENGINE", engine)
+        yield engine
+
+
 @pytest.fixture
 def settings(home: Path):
     from clicktune.adapters import ClicktuneSettings

@@ -21,9 +21,9 @@ _EXPORTS = {
     "coordinator_for": "coordination",
     "ANNOTATIONS_KEY": "documents",
     "CollectionDocumentStore": "documents",
-    "DOC_ID_KEY": "documents",
+    "DOC_ID_KEY": "layout",
     "document_from_payload": "documents",
-    "point_id": "documents",
+    "point_id": "layout",
     "validate_documents": "documents",
     "AliasIsCollectionError": "errors",
     "AliasNotFoundError": "errors",
@@ -89,10 +89,8 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from clicktune.adapters.qdrant.coordination import WriteCoordinator, coordinator_for
     from clicktune.adapters.qdrant.documents import (
         ANNOTATIONS_KEY,
-        DOC_ID_KEY,
         CollectionDocumentStore,
         document_from_payload,
-        point_id,
         validate_documents,
     )
     from clicktune.adapters.qdrant.errors import (
@@ -109,3 +107,4 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     )
     from clicktune.adapters.qdrant.handle import IndexHandle
     from clicktune.adapters.qdrant.index import VersionIndex
+    from clicktune.adapters.qdrant.layout import DOC_ID_KEY, point_id

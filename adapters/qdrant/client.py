@@ -68,6 +68,34 @@ def serialize_embedded(client: QdrantClient) -> QdrantClient:
     return client
 
 
+#: Local mode's marker file in an embedded folder (the edge engine writes ``collections/`` and ``aliases.json``).
+LOCAL_MODE_MARKER = "meta.json"
+
+
+def embedded_engine(settings: ClicktuneSettings) -> str:
+    """``"edge"`` or ``"local"``: the setting, with ``auto`` resolved.
+
+    ``auto`` is the edge engine (HNSW, concurrent, a write-ahead log; ``benchmarks/embedded_search.py``),
+    except for a folder that local mode already holds data in: that one keeps local mode, so an
+    existing home opens as it always did (``clicktune migrate-engine`` moves it).
+    """
+    if settings.embedded_engine != "auto":
+        return settings.embedded_engine
+    path = settings.resolved_qdrant_path
+    if path and path != ":memory:" and (Path(path).expanduser() / LOCAL_MODE_MARKER).is_file():
+        return "local"
+    return "edge"
+
+
+def embedded_client(path: str, engine: str) -> QdrantClient:
+    """A new embedded client on ``engine`` in ``path`` (a folder, or ``":memory:"``)."""
+    if engine == "edge":
+        from clicktune.adapters.qdrant.edge import edge_client
+
+        return edge_client(path)
+    return serialize_embedded(QdrantClient(":memory:") if path == ":memory:" else QdrantClient(path=path))
+
+
 def qdrant_client_from_settings(settings: ClicktuneSettings) -> QdrantClient:
     """The process-wide client for the settings' Qdrant (server URL, embedded folder or memory)."""
     if settings.qdrant_url:
@@ -77,14 +105,15 @@ def qdrant_client_from_settings(settings: ClicktuneSettings) -> QdrantClient:
     else:
         path = settings.resolved_qdrant_path
         assert path is not None
+        engine = embedded_engine(settings)
         if path == ":memory:":
-            return serialize_embedded(QdrantClient(":memory:"))
+            return embedded_client(":memory:", engine)
         resolved = Path(path).expanduser().resolve()
         key = f"path:{resolved}"
 
         def factory() -> QdrantClient:
             resolved.mkdir(parents=True, exist_ok=True)
-            return serialize_embedded(QdrantClient(path=str(resolved)))
+            return embedded_client(str(resolved), engine)
 
     with _lock:
         client = _clients.get(key)

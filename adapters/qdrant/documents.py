@@ -19,19 +19,13 @@ from qdrant_client import models
 
 from clicktune.adapters.errors import InvalidDocumentsError
 from clicktune.adapters.limits import check_doc_id
+from clicktune.adapters.qdrant.layout import CONTENT_KEY, DOC_ID_KEY, METADATA_KEY, point_id
 
-#: Fixed namespace so every process maps a caller id to the same point id.
-POINT_ID_NAMESPACE = uuid.UUID("6f0e4c4e-2b7a-5c1d-9a57-3c1f0b9e7a11")
-DOC_ID_KEY = "doc_id"
 #: The one metadata key of search results that clicktune writes: ``{"search_id", "rank", "model_version",
 #: "query_model_version"}``. Reserved, so that no user key is ever overwritten: add_texts refuses it.
 ANNOTATIONS_KEY = "clicktune"
-CONTENT_KEY = QdrantVectorStore.CONTENT_KEY
-METADATA_KEY = QdrantVectorStore.METADATA_KEY
-
-
-def point_id(doc_id: str | int) -> str:
-    return str(uuid.uuid5(POINT_ID_NAMESPACE, str(doc_id)))
+# langchain-qdrant reads and writes these keys; ``layout`` spells them without importing LangChain.
+assert (CONTENT_KEY, METADATA_KEY) == (QdrantVectorStore.CONTENT_KEY, QdrantVectorStore.METADATA_KEY)
 
 
 def document_from_payload(payload: dict[str, Any], fallback_id: Any = None) -> Document:

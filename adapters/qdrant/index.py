@@ -2,7 +2,7 @@
 
 The scheduler ranks, looks up texts, re-embeds a collection into another and checks the copy; none of
 that should know how a document is laid out in a Qdrant point (payload keys, UUID5 point ids) or how
-Qdrant pages through a collection. This module and ``documents`` are the only places that do, so a
+Qdrant pages through a collection. This module, ``layout`` and ``documents`` are the only places that do, so a
 second embedded engine (or a change of payload format) touches adapters/qdrant and nothing else.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from clicktune.adapters.qdrant.collections import AliasedCollections
-from clicktune.adapters.qdrant.documents import CONTENT_KEY, DOC_ID_KEY, point_id
 from clicktune.adapters.qdrant.errors import ReindexVerificationError
+from clicktune.adapters.qdrant.layout import CONTENT_KEY, DOC_ID_KEY, point_id
 
 # Ranking asks for exact search (a Qdrant server would otherwise answer from HNSW); embedded Qdrant is
 # always exact and warns that the parameter has no effect there, once per query batch.

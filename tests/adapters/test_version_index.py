@@ -11,6 +11,8 @@ from clicktune.adapters.qdrant import ReindexVerificationError, VersionIndex
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 
+pytestmark = pytest.mark.both_engines  # the Qdrant-facing behaviour, on each embedded engine
+
 DOCS = 40
 
 

@@ -21,6 +21,8 @@ from clicktune.adapters.errors import (
 from clicktune.adapters.qdrant import CollectionDocumentStore
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 
+pytestmark = pytest.mark.both_engines  # the Qdrant-facing behaviour, on each embedded engine
+
 DOCS = {
     "fracture-1": "Vitamin D supplements lower the risk of hip fractures.",
     "contract-7": "A contract without consideration is void.",

@@ -15,6 +15,8 @@ from clicktune.adapters.errors import ConfigurationError, UnsupportedEmbeddingsE
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.plugin.options import setting_overrides
 
+pytestmark = pytest.mark.both_engines  # the Qdrant-facing behaviour, on each embedded engine
+
 
 @pytest.fixture
 def embeddings(settings: ClicktuneSettings):

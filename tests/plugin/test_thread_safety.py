@@ -10,8 +10,12 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from clicktune.adapters import ClicktuneSettings
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
+
+pytestmark = pytest.mark.both_engines  # the Qdrant-facing behaviour, on each embedded engine
 
 WRITERS = 4
 READERS = 3

@@ -15,6 +15,8 @@ from langchain_tests.integration_tests import VectorStoreIntegrationTests
 from clicktune.adapters import ClicktuneSettings
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 
+pytestmark = pytest.mark.both_engines  # the Qdrant-facing behaviour, on each embedded engine
+
 
 class TestClicktuneVectorStoreStandard(VectorStoreIntegrationTests):
     @pytest.fixture

@@ -18,6 +18,8 @@ from clicktune.adapters.errors import InvalidDocumentsError, MalformedIdError
 from clicktune.adapters.limits import MAX_DOC_ID_LENGTH, MAX_SESSION_ID_LENGTH, MAX_USER_ID_LENGTH
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 
+pytestmark = pytest.mark.both_engines  # the Qdrant-facing behaviour, on each embedded engine
+
 N = 70  # more than one batch of 64: the bad item sits in the second batch
 BAD = 66
 

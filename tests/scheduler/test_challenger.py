@@ -23,6 +23,8 @@ from clicktune.scheduler.challenger import ChallengerPhase, SequentialSignTest
 from clicktune.scheduler.loop import RetrainLoop, lock_name
 from clicktune.scheduler.reindex import BlueGreenReindexer, rollback
 
+pytestmark = pytest.mark.both_engines  # the Qdrant-facing behaviour, on each embedded engine
+
 # The sequential sign test on hand-made outcomes ---------------------------------------------------
 
 
@@ -97,7 +99,7 @@ def _phase_settings(home: Path) -> ClicktuneSettings:
 
 @pytest.fixture(scope="module")
 def phase_template(template_home: Path, tmp_path_factory: pytest.TempPathFactory, variant_model,
-                   scifact_docs) -> Path:
+                   scifact_docs, embedded_engine: str) -> Path:
     """A home (embedded Qdrant on disk) where v0001 serves 60 abstracts and v0002, built beside it,
     faces it as the running challenger. Built once; each test gets a copy."""
     home = clone_home(template_home, tmp_path_factory.mktemp("phase") / "home")

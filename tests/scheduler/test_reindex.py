@@ -23,6 +23,8 @@ from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 from clicktune.scheduler.loop import RetrainLoop, lock_name
 from clicktune.scheduler.reindex import BlueGreenReindexer, rollback
 
+pytestmark = pytest.mark.both_engines  # the Qdrant-facing behaviour, on each embedded engine
+
 
 @pytest.fixture(scope="module")
 def scifact_docs() -> list[tuple[str, str]]:

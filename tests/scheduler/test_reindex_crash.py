@@ -19,6 +19,8 @@ from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 from clicktune.scheduler.reindex import BlueGreenReindexer
 
+pytestmark = pytest.mark.both_engines  # the Qdrant-facing behaviour, on each embedded engine
+
 # The first and last crash points before the commit point, and every one after it: the points in
 # between (reindex.copied, reindex.indexed, reindex.verified) leave the same state as these two (the
 # alias on the old, complete collection; an orphan to drop), and the crash soak
@@ -40,7 +42,8 @@ _SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def indexed_home(template_home: Path, tmp_path_factory: pytest.TempPathFactory, variant_model) -> Path:
+def indexed_home(template_home: Path, tmp_path_factory: pytest.TempPathFactory, variant_model,
+                 embedded_engine: str) -> Path:
     """v0001 live over 40 SciFact abstracts in a persistent embedded Qdrant; v0002 registered."""
     home = clone_home(template_home, tmp_path_factory.mktemp("crash-template"))
     settings = ClicktuneSettings(home=home, progress=False)

@@ -183,7 +183,7 @@ class EdgeCollection:
         self._optimizer.start()
 
     def _indexing_threshold_points(self) -> int:
-        kilobytes = (self.optimizers.indexing_threshold if self.optimizers else None) or 10000
+        kilobytes = (self.optimizers.indexing_threshold if self.optimizers else None) or convert.EXACT_UP_TO_KB
         vectors = self.vectors
         dimension = sum(p.size for p in vectors.values()) if isinstance(vectors, dict) else vectors.size
         return max(1, kilobytes * 1024 // (4 * max(1, dimension)))

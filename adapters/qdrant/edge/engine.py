@@ -107,6 +107,8 @@ class EdgeEngine(QdrantBase):
                                        "by the edge engine")
         hnsw = convert.DEFAULT_HNSW.model_copy(
             update=hnsw_config.model_dump(exclude_none=True) if hnsw_config else {})
+        optimizers_config = convert.DEFAULT_OPTIMIZERS.model_copy(
+            update=optimizers_config.model_dump(exclude_none=True) if optimizers_config else {})
         with self._lock:
             if self._closed:
                 raise RuntimeError("the edge engine is closed; create a new client")
@@ -157,7 +159,7 @@ class EdgeEngine(QdrantBase):
             info = shard.info()
         optimizers = models.OptimizersConfig(
             deleted_threshold=0.2, vacuum_min_vector_number=1000, default_segment_number=0,
-            indexing_threshold=10000, flush_interval_sec=5, max_optimization_threads=1)
+            indexing_threshold=convert.EXACT_UP_TO_KB, flush_interval_sec=5, max_optimization_threads=1)
         if collection.optimizers is not None:
             optimizers = optimizers.model_copy(update=collection.optimizers.model_dump(exclude_none=True))
         return models.CollectionInfo(
