@@ -7,11 +7,11 @@ For each size, random 384-dim unit vectors (a normalized Gaussian: the hardest c
 recall is far higher on real text embeddings) are loaded into both engines as clicktune loads a
 version collection: created with HNSW off (``m=0``), bulk-loaded, then HNSW turned on (``m=16``,
 Qdrant's default), which the edge engine builds once (``optimize``) and local mode ignores (it always
-searches exactly). The edge engine runs twice: as clicktune configures it ("edge": exact search and no
-graph up to 200,000 KB of vectors per segment, ``adapters/qdrant/edge/convert.py``) and with Qdrant's
-server thresholds ("edge graph": a graph from 10,000 KB), which is how the graph's build time and
-recall are measured. Then both engines are searched through ``ClicktuneVectorStore`` ("store" rows:
-by vector and by text, impression logged). Measured, single thread:
+searches exactly). The edge engine keeps Qdrant's thresholds (exact search
+below 10,000 KB of vectors per segment, the graph above). Then both engines are searched through
+``ClicktuneVectorStore`` ("store" rows: by vector and by text, impression logged), and the edge
+engine's graph is measured again on real text embeddings ("[sentences]": SciFact sentences encoded
+by the packaged model, SciFact queries; ``--no-text`` skips it). Measured, single thread:
 - upsert rate (points/s, batches of 256 through ``upload_collection``) and the HNSW build time;
 - p50/p99 latency of ``query_points(limit=10)`` by vector (query encoding excluded), with the
   engine's default ``hnsw_ef`` and each ``--ef`` (0 = default), and exact search (``exact=True``);
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--ef", type=int, nargs="+", default=[0, 512], help="hnsw_ef values; 0 = default")
     parser.add_argument("--no-encoding", action="store_true", help="skip the row with query encoding")
     parser.add_argument("--store-queries", type=int, default=60, help="searches per store measurement")
+    parser.add_argument("--no-text", action="store_true", help="skip the real-text rows (they encode ~100k sentences)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/embedded_search.json"))
     args = parser.parse_args()
 
@@ -60,13 +61,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows: list[dict] = []
 
-    def load(client: QdrantClient, vectors: np.ndarray, *, graph: bool = False) -> tuple[float, float]:
-        """Create with HNSW off, bulk-load, turn it on; ``graph``: Qdrant's server thresholds (10,000 KB), so
-        the edge engine builds and searches its graph at every size instead of searching exactly."""
-        thresholds = {"full_scan_threshold": 10000} if graph else {}
+    def load(client: QdrantClient, vectors: np.ndarray) -> tuple[float, float]:
+        """Create with HNSW off, bulk-load, turn it on (the edge engine builds its graph once, here)."""
         client.create_collection("bench", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
-                                 hnsw_config=models.HnswConfigDiff(m=0, **thresholds),
-                                 optimizers_config=models.OptimizersConfigDiff(indexing_threshold=10000) if graph else None)
+                                 hnsw_config=models.HnswConfigDiff(m=0))
         start = time.perf_counter()
         client.upload_collection("bench", vectors=vectors, ids=range(len(vectors)), batch_size=256)
         upsert_rate = len(vectors) / (time.perf_counter() - start)
@@ -91,19 +89,13 @@ def main() -> None:
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         truth = [set(np.argsort(-(vectors @ q))[:10].tolist()) for q in queries]
 
-        graph = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-graph-bench-"))
-        upsert_rate, build_s = load(graph, vectors, graph=True)
-        for ef in args.ef:
-            p50, p99, recall = measure(graph, queries, truth, models.SearchParams(hnsw_ef=ef) if ef else None)
-            rows.append({"engine": "edge graph" + (f" hnsw_ef={ef}" if ef else ""), "documents": size, "p50_ms": p50,
-                         "p99_ms": p99, "recall@10": recall, "upsert_per_s": upsert_rate, "hnsw_build_s": build_s,
-                         "queries": len(queries)})
-        graph.close()
         edge = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-bench-"))
         upsert_rate, build_s = load(edge, vectors)
-        p50, p99, recall = measure(edge, queries, truth)
-        rows.append({"engine": "edge", "documents": size, "p50_ms": p50, "p99_ms": p99, "recall@10": recall,
-                     "upsert_per_s": upsert_rate, "hnsw_build_s": build_s, "queries": len(queries)})
+        for ef in args.ef:
+            p50, p99, recall = measure(edge, queries, truth, models.SearchParams(hnsw_ef=ef) if ef else None)
+            rows.append({"engine": "edge" + (f" hnsw_ef={ef}" if ef else ""), "documents": size, "p50_ms": p50,
+                         "p99_ms": p99, "recall@10": recall, "upsert_per_s": upsert_rate, "hnsw_build_s": build_s,
+                         "queries": len(queries), "vectors": "random"})
         p50, p99, recall = measure(edge, queries[:50], truth[:50], models.SearchParams(exact=True))
         rows.append({"engine": "edge exact", "documents": size, "p50_ms": p50, "p99_ms": p99, "recall@10": recall,
                      "upsert_per_s": upsert_rate, "hnsw_build_s": None, "queries": 50})
@@ -125,6 +117,8 @@ def main() -> None:
                      "storage": "folder" if on_disk else "memory"})
         local.close()
         print(f"{size} documents done", flush=True)
+    if not args.no_text:
+        rows += _real_text_rows(args.sizes, args.queries, args.ef, load, measure)
 
     print(f"{DIM}-dim random unit vectors, top 10, one thread; {platform.processor() or platform.machine()}")
     print(f"  {'engine':<30} {'docs':>7} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>9} {'upsert/s':>9} {'build s':>8}")
@@ -133,11 +127,55 @@ def main() -> None:
         upserts = f"{row['upsert_per_s']:.0f}" if row.get("upsert_per_s") else "-"
         recall = f"{row['recall@10']:.3f}" if row.get("recall@10") is not None else "-"
         name = row["engine"] + (" (text)" if row.get("query_encoding") else " (vector)" if "search" in row else "")
+        name += " [sentences]" if row.get("vectors") == "SciFact sentences" else ""
         print(f"  {name:<30} {row['documents']:>7} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {recall:>9} "
               f"{upserts:>9} {build:>8}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"dimension": DIM, "rows": rows}, indent=2))
     print(f"wrote {args.out}")
+
+
+def _real_text_rows(sizes: list[int], n_queries: int, efs: list[int], load, measure) -> list[dict]:  # noqa: ANN001
+    """Recall and latency of the edge engine's graph on real text embeddings: SciFact abstracts cut into
+    sentences and pairs of sentences (about 100,000 texts), encoded by the packaged model at length 128;
+    queries are SciFact's own. Random vectors are the worst case for a graph; these are what it serves."""
+    import re
+
+    from qdrant_client import models
+
+    from clicktune.adapters.models import VersionEncoder, load_sentence_transformer
+    from clicktune.adapters.qdrant.edge import edge_client
+    from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
+
+    data = BeirDataset.load(BUNDLED_SCIFACT)
+    texts: list[str] = []
+    for doc in data.corpus.values():
+        sentences = [t for t in re.split(r"(?<=[.!?])\s+", doc.content) if len(t) > 20]
+        texts += sentences + [" ".join(sentences[i : i + 2]) for i in range(len(sentences) - 1)]
+    texts = list(dict.fromkeys(texts))[: max(sizes)]
+    model = load_sentence_transformer("sentence-transformers/all-MiniLM-L6-v2", allow_download=False)
+    model.max_seq_length = 128
+    encoder = VersionEncoder("v0001", model)
+    start = time.perf_counter()
+    vectors = np.asarray(encoder.encode(texts, batch_size=128), dtype=np.float32)
+    print(f"encoded {len(texts)} SciFact sentences in {time.perf_counter() - start:.0f}s", flush=True)
+    queries = np.asarray(encoder.encode(list(data.queries.values())[:n_queries], batch_size=64), dtype=np.float32)
+    rows = []
+    for size in sorted({min(s, len(vectors)) for s in sizes}):  # SciFact has ~96,000 such texts
+        part = vectors[:size]
+        truth = [set(np.argsort(-(part @ q))[:10].tolist()) for q in queries]
+        edge = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-text-bench-"))
+        upsert_rate, build_s = load(edge, part)
+        for ef in efs:
+            p50, p99, recall = measure(edge, queries, truth, models.SearchParams(hnsw_ef=ef) if ef else None)
+            rows.append({"engine": "edge" + (f" hnsw_ef={ef}" if ef else ""), "documents": size, "p50_ms": p50,
+                         "p99_ms": p99, "recall@10": recall, "upsert_per_s": upsert_rate, "hnsw_build_s": build_s,
+                         "queries": len(queries), "vectors": "SciFact sentences"})
+        p50, p99, recall = measure(edge, queries[:50], truth[:50], models.SearchParams(exact=True))
+        rows.append({"engine": "edge exact", "documents": size, "p50_ms": p50, "p99_ms": p99, "recall@10": recall,
+                     "upsert_per_s": upsert_rate, "hnsw_build_s": None, "queries": 50, "vectors": "SciFact sentences"})
+        edge.close()
+    return rows
 
 
 def _through_the_store(engine: str, vectors: np.ndarray, queries: np.ndarray, *, in_folder: bool) -> list[dict]:

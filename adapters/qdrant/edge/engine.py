@@ -392,7 +392,7 @@ class EdgeEngine(QdrantBase):
         try:
             portalocker.unlock(self._lock_file)
             self._lock_file.close()
-        except (TypeError, ValueError, OSError):  # interpreter teardown
+        except (AttributeError, TypeError, ValueError, OSError):  # interpreter teardown (modules already None)
             pass
 
 
