@@ -90,15 +90,7 @@ def main() -> None:
         truth = [set(np.argsort(-(vectors @ q))[:10].tolist()) for q in queries]
 
         edge = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-bench-"))
-        upsert_rate, build_s = load(edge, vectors)
-        for ef in args.ef:
-            p50, p99, recall = measure(edge, queries, truth, models.SearchParams(hnsw_ef=ef) if ef else None)
-            rows.append({"engine": "edge" + (f" hnsw_ef={ef}" if ef else ""), "documents": size, "p50_ms": p50,
-                         "p99_ms": p99, "recall@10": recall, "upsert_per_s": upsert_rate, "hnsw_build_s": build_s,
-                         "queries": len(queries), "vectors": "random"})
-        p50, p99, recall = measure(edge, queries[:50], truth[:50], models.SearchParams(exact=True))
-        rows.append({"engine": "edge exact", "documents": size, "p50_ms": p50, "p99_ms": p99, "recall@10": recall,
-                     "upsert_per_s": upsert_rate, "hnsw_build_s": None, "queries": 50})
+        rows += _edge_rows(edge, vectors, queries, args.ef, "random", load, measure)
         if not args.no_encoding and index == len(args.sizes) - 1:
             rows.append(_with_encoding(edge, size, rng))
         edge.close()
@@ -135,13 +127,30 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
+def _edge_rows(edge, vectors: np.ndarray, queries: np.ndarray, efs: list[int], kind: str,  # noqa: ANN001
+               load, measure) -> list[dict]:  # noqa: ANN001
+    """Load ``vectors`` into the edge client, then one row per ``hnsw_ef`` (0 = default) and one exact."""
+    from qdrant_client import models
+
+    truth = [set(np.argsort(-(vectors @ q))[:10].tolist()) for q in queries]
+    upsert_rate, build_s = load(edge, vectors)
+    common = {"documents": len(vectors), "upsert_per_s": upsert_rate, "vectors": kind}
+    rows = []
+    for ef in efs:
+        p50, p99, recall = measure(edge, queries, truth, models.SearchParams(hnsw_ef=ef) if ef else None)
+        rows.append({"engine": "edge" + (f" hnsw_ef={ef}" if ef else ""), "p50_ms": p50, "p99_ms": p99,
+                     "recall@10": recall, "hnsw_build_s": build_s, "queries": len(queries), **common})
+    p50, p99, recall = measure(edge, queries[:50], truth[:50], models.SearchParams(exact=True))
+    rows.append({"engine": "edge exact", "p50_ms": p50, "p99_ms": p99, "recall@10": recall, "hnsw_build_s": None,
+                 "queries": 50, **common})
+    return rows
+
+
 def _real_text_rows(sizes: list[int], n_queries: int, efs: list[int], load, measure) -> list[dict]:  # noqa: ANN001
     """Recall and latency of the edge engine's graph on real text embeddings: SciFact abstracts cut into
     sentences and pairs of sentences (about 100,000 texts), encoded by the packaged model at length 128;
     queries are SciFact's own. Random vectors are the worst case for a graph; these are what it serves."""
     import re
-
-    from qdrant_client import models
 
     from clicktune.adapters.models import VersionEncoder, load_sentence_transformer
     from clicktune.adapters.qdrant.edge import edge_client
@@ -162,18 +171,8 @@ def _real_text_rows(sizes: list[int], n_queries: int, efs: list[int], load, meas
     queries = np.asarray(encoder.encode(list(data.queries.values())[:n_queries], batch_size=64), dtype=np.float32)
     rows = []
     for size in sorted({min(s, len(vectors)) for s in sizes}):  # SciFact has ~96,000 such texts
-        part = vectors[:size]
-        truth = [set(np.argsort(-(part @ q))[:10].tolist()) for q in queries]
         edge = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-text-bench-"))
-        upsert_rate, build_s = load(edge, part)
-        for ef in efs:
-            p50, p99, recall = measure(edge, queries, truth, models.SearchParams(hnsw_ef=ef) if ef else None)
-            rows.append({"engine": "edge" + (f" hnsw_ef={ef}" if ef else ""), "documents": size, "p50_ms": p50,
-                         "p99_ms": p99, "recall@10": recall, "upsert_per_s": upsert_rate, "hnsw_build_s": build_s,
-                         "queries": len(queries), "vectors": "SciFact sentences"})
-        p50, p99, recall = measure(edge, queries[:50], truth[:50], models.SearchParams(exact=True))
-        rows.append({"engine": "edge exact", "documents": size, "p50_ms": p50, "p99_ms": p99, "recall@10": recall,
-                     "upsert_per_s": upsert_rate, "hnsw_build_s": None, "queries": 50, "vectors": "SciFact sentences"})
+        rows += _edge_rows(edge, vectors[:size], queries, efs, "SciFact sentences", load, measure)
         edge.close()
     return rows
 

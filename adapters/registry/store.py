@@ -90,11 +90,8 @@ def _write_json_atomic(path: Path, payload: str) -> None:
 
 
 class ModelRegistry:
-    """Versions of the embedding model, and which one is live.
-
-    Safe across threads and across processes on one host (flock); on a shared volume across hosts it
-    relies on the filesystem's flock and rename semantics (NFSv4 provides both).
-    """
+    """Versions of the embedding model, and which one is live. Safe across threads and processes
+    (flock); across hosts on a shared volume it relies on flock and rename (NFSv4 has both)."""
 
     def __init__(
         self,

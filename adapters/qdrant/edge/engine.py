@@ -1,22 +1,10 @@
 """``EdgeEngine``: Qdrant's own embedded engine (qdrant_edge) behind qdrant-client's ``QdrantBase``.
 
-It plugs in where qdrant-client's local mode (``QdrantLocal``) plugs in, so ``QdrantClient``,
-langchain-qdrant's ``QdrantVectorStore`` and clicktune's collections, index and reindexer run on it
-unchanged. Layout of the folder::
-
-    <path>/aliases.json                  alias -> collection, replaced atomically (aliases.py)
-    <path>/collections/<name>/           one EdgeShard per collection (collection.py)
-    <path>/.lock                         held while a client has the folder open
-
-Durability, measured (tests/adapters/test_edge_engine.py::test_acknowledged_upserts_survive_sigkill):
-``EdgeShard.update`` appends to the shard's write-ahead log before it returns, so an acknowledged
-write survives the death of the process (SIGKILL) without ``flush()``; a ``flush()`` per write would
-cut the single-point upsert rate from about 20,000/s to about 50/s. The WAL is not fsynced per
-write: a power cut may lose the last writes, as with Qdrant's server defaults.
-
-Searches use the HNSW graph once one is built (``optimize``); a collection created with ``m=0``
-(a bulk load) is searched exactly until ``update_collection`` turns HNSW on, which builds the graph
-once. Methods of QdrantBase not implemented here raise ``EdgeUnsupportedError`` (a NotImplementedError).
+It plugs in where local mode (``QdrantLocal``) does, so ``QdrantClient``, langchain-qdrant and
+clicktune run on it unchanged. ``<path>/aliases.json`` holds the aliases (aliases.py),
+``<path>/collections/<name>/`` one EdgeShard each (collection.py), ``<path>/.lock`` the folder.
+``EdgeShard.update`` logs a write before returning: an acknowledged write survives a SIGKILL without
+``flush()`` (tested; not fsynced per write). Other QdrantBase methods raise ``EdgeUnsupportedError``.
 """
 
 from __future__ import annotations
