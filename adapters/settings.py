@@ -128,6 +128,11 @@ class ClicktuneSettings(BaseSettings):
         description="Embedded Qdrant engine: edge (Qdrant's own, HNSW) or local (qdrant-client's local mode); "
         "auto = edge, except a folder local mode already holds.",
     )
+    hnsw_from_documents: int = Field(
+        default=250_000, ge=0,
+        description="Collections built with this many documents get an HNSW graph; smaller ones are searched by "
+        "a full scan of int8 vectors rescored in float32 (exact recall, ~1.5 ms per 100,000 on 2 cores). 0 = always HNSW.",
+    )
     collection_alias: str = Field(default="docs", description="Alias the app searches; versions sit behind it.")
 
     feedback_url: str | None = Field(

@@ -4,17 +4,19 @@ Usage: python benchmarks/embedded_search.py [--sizes 5000 20000 100000] [--queri
                                             [--local-queries 100 50 20] [--ef 0 512] [--no-encoding]
 
 For each size, random 384-dim unit vectors (a normalized Gaussian: the hardest case for HNSW, whose
-recall is far higher on real text embeddings) are loaded into both engines as clicktune loads a
-version collection: created with HNSW off (``m=0``), bulk-loaded, then HNSW turned on (``m=16``,
-Qdrant's default), which the edge engine builds once (``optimize``) and local mode ignores (it always
-searches exactly). The edge engine keeps Qdrant's thresholds (exact search
-below 10,000 KB of vectors per segment, the graph above). Then both engines are searched through
-``ClicktuneVectorStore`` ("store" rows: by vector and by text, impression logged), and the edge
-engine's graph is measured again on real text embeddings ("[sentences]": SciFact sentences encoded
-by the packaged model, SciFact queries; ``--no-text`` skips it). Measured, single thread:
-- upsert rate (points/s, batches of 256 through ``upload_collection``) and the HNSW build time;
-- p50/p99 latency of ``query_points(limit=10)`` by vector (query encoding excluded), with the
-  engine's default ``hnsw_ef`` and each ``--ef`` (0 = default), and exact search (``exact=True``);
+recall is far higher on real text embeddings) are loaded into both engines as clicktune builds a version
+collection (``AliasedCollections.create(bulk_load=True)``, upload, ``finish_bulk_load``): indexing off
+during the upload, then indexed once. Below ``hnsw_from_documents`` (clicktune's default, 250,000) that
+index is int8 quantization and searches scan it, rescoring twice the candidates in float32
+(``RESCORED_SEARCH``, as the store searches): the "edge" rows. The edge engine then loads the same
+vectors again with an HNSW graph (m=16, Qdrant's default), searched at its default ``hnsw_ef`` and each
+``--ef``: the "edge hnsw" rows. Local mode ignores both and always searches exactly. Then both engines are
+searched through ``ClicktuneVectorStore`` ("store" rows: by vector and by text, impression logged), and
+the edge rows are measured again on real text embeddings ("[sentences]": SciFact sentences encoded by the
+packaged model, SciFact queries; ``--no-text`` skips it). Measured, single thread:
+- upsert rate (points/s, batches of 256 through ``upload_collection``) and the index build time;
+- p50/p99 latency of ``query_points(limit=10)`` by vector (query encoding excluded), and exact search
+  (``exact=True``, float32);
 - recall@10 against exact top-10 computed with NumPy;
 - one row with the query encoding included (the packaged all-MiniLM-L6-v2 through
   ``clicktune.adapters.models``, real SciFact-like sentences), at the largest size.
@@ -54,29 +56,32 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/embedded_search.json"))
     args = parser.parse_args()
 
-    from qdrant_client import QdrantClient, models
+    from qdrant_client import QdrantClient
 
+    from clicktune.adapters.qdrant import AliasedCollections
     from clicktune.adapters.qdrant.edge import edge_client
 
     rng = np.random.default_rng(0)
     rows: list[dict] = []
 
-    def load(client: QdrantClient, vectors: np.ndarray) -> tuple[float, float]:
-        """Create with HNSW off, bulk-load, turn it on (the edge engine builds its graph once, here)."""
-        client.create_collection("bench", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
-                                 hnsw_config=models.HnswConfigDiff(m=0))
+    def load(client: QdrantClient, vectors: np.ndarray, *, graph: bool = False) -> tuple[str, float, float]:
+        """Load as clicktune builds a version collection (indexing off, bulk upload, indexed once after):
+        int8-quantized and scanned (clicktune's default below ``hnsw_from_documents``), or with a graph."""
+        collections = AliasedCollections(client, "bench", hnsw_from_documents=0 if graph else len(vectors) + 1)
+        name = collections.create("v0001", DIM, bulk_load=True)
         start = time.perf_counter()
-        client.upload_collection("bench", vectors=vectors, ids=range(len(vectors)), batch_size=256)
+        client.upload_collection(name, vectors=vectors, ids=range(len(vectors)), batch_size=256)
         upsert_rate = len(vectors) / (time.perf_counter() - start)
         start = time.perf_counter()
-        client.update_collection("bench", hnsw_config=models.HnswConfigDiff(m=16))
-        return upsert_rate, time.perf_counter() - start
+        collections.finish_bulk_load(name)
+        return name, upsert_rate, time.perf_counter() - start
 
-    def measure(client: QdrantClient, queries: np.ndarray, truth: list[set], params=None) -> tuple[float, float, float]:
+    def measure(client: QdrantClient, name: str, queries: np.ndarray, truth: list[set],
+                params=None) -> tuple[float, float, float]:  # noqa: ANN001
         ms, recall = [], []
         for query, expected in zip(queries.tolist(), truth, strict=True):
             start = time.perf_counter()
-            hits = client.query_points("bench", query=query, limit=10, search_params=params).points
+            hits = client.query_points(name, query=query, limit=10, search_params=params).points
             ms.append((time.perf_counter() - start) * 1000)
             recall.append(len({p.id for p in hits} & expected) / 10)
         p50, p99 = _percentiles(ms)
@@ -89,11 +94,12 @@ def main() -> None:
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         truth = [set(np.argsort(-(vectors @ q))[:10].tolist()) for q in queries]
 
-        edge = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-bench-"))
-        rows += _edge_rows(edge, vectors, queries, args.ef, "random", load, measure)
+        rows += _edge_rows(vectors, queries, args.ef, "random", load, measure)
         if not args.no_encoding and index == len(args.sizes) - 1:
-            rows.append(_with_encoding(edge, size, rng))
-        edge.close()
+            edge = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-bench-"))
+            name, _, _ = load(edge, vectors)
+            rows.append(_with_encoding(edge, name, size, rng))
+            edge.close()
         for engine in ("edge", "local"):
             rows += _through_the_store(engine, vectors, queries[: args.store_queries], in_folder=engine == "edge" or index == 0)
 
@@ -101,9 +107,9 @@ def main() -> None:
         # loaded that way (its upsert rate); larger ones load in memory, which searches exactly as fast
         on_disk = index == 0
         local = QdrantClient(path=tempfile.mkdtemp(prefix="clicktune-local-bench-")) if on_disk else QdrantClient(":memory:")
-        upsert_rate, _ = load(local, vectors)
+        name, upsert_rate, _ = load(local, vectors)
         count = args.local_queries[min(index, len(args.local_queries) - 1)]
-        p50, p99, recall = measure(local, queries[:count], truth[:count])
+        p50, p99, recall = measure(local, name, queries[:count], truth[:count])
         rows.append({"engine": "local", "documents": size, "p50_ms": p50, "p99_ms": p99, "recall@10": recall,
                      "upsert_per_s": upsert_rate if on_disk else None, "hnsw_build_s": None, "queries": count,
                      "storage": "folder" if on_disk else "memory"})
@@ -115,7 +121,8 @@ def main() -> None:
     print(f"{DIM}-dim random unit vectors, top 10, one thread; {platform.processor() or platform.machine()}")
     print(f"  {'engine':<30} {'docs':>7} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>9} {'upsert/s':>9} {'build s':>8}")
     for row in rows:
-        build = f"{row['hnsw_build_s']:.1f}" if row.get("hnsw_build_s") else "-"
+        built = row.get("hnsw_build_s") or row.get("index_build_s")
+        build = f"{built:.1f}" if built else "-"
         upserts = f"{row['upsert_per_s']:.0f}" if row.get("upsert_per_s") else "-"
         recall = f"{row['recall@10']:.3f}" if row.get("recall@10") is not None else "-"
         name = row["engine"] + (" (text)" if row.get("query_encoding") else " (vector)" if "search" in row else "")
@@ -127,22 +134,36 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def _edge_rows(edge, vectors: np.ndarray, queries: np.ndarray, efs: list[int], kind: str,  # noqa: ANN001
+def _edge_rows(vectors: np.ndarray, queries: np.ndarray, efs: list[int], kind: str,
                load, measure) -> list[dict]:  # noqa: ANN001
-    """Load ``vectors`` into the edge client, then one row per ``hnsw_ef`` (0 = default) and one exact."""
+    """Two edge collections of ``vectors``: clicktune's default (int8 scan rescored, ``RESCORED_SEARCH``, as
+    the store searches it; plus exact search), then with a graph, one row per ``hnsw_ef`` (0 = default)."""
     from qdrant_client import models
 
+    from clicktune.adapters.qdrant.collections import RESCORED_SEARCH
+    from clicktune.adapters.qdrant.edge import edge_client
+
     truth = [set(np.argsort(-(vectors @ q))[:10].tolist()) for q in queries]
-    upsert_rate, build_s = load(edge, vectors)
-    common = {"documents": len(vectors), "upsert_per_s": upsert_rate, "vectors": kind}
     rows = []
+    edge = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-bench-"))
+    name, upsert_rate, build_s = load(edge, vectors)
+    common = {"documents": len(vectors), "upsert_per_s": upsert_rate, "vectors": kind}
+    p50, p99, recall = measure(edge, name, queries, truth, RESCORED_SEARCH)
+    rows.append({"engine": "edge", "index": "int8 scan, rescored", "p50_ms": p50, "p99_ms": p99, "recall@10": recall,
+                 "hnsw_build_s": None, "index_build_s": build_s, "queries": len(queries), **common})
+    p50, p99, recall = measure(edge, name, queries[:50], truth[:50], models.SearchParams(exact=True))
+    rows.append({"engine": "edge exact", "index": "float32 scan", "p50_ms": p50, "p99_ms": p99, "recall@10": recall,
+                 "hnsw_build_s": None, "queries": 50, **common})
+    edge.close()
+    edge = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-bench-"))
+    name, upsert_rate, build_s = load(edge, vectors, graph=True)
     for ef in efs:
-        p50, p99, recall = measure(edge, queries, truth, models.SearchParams(hnsw_ef=ef) if ef else None)
-        rows.append({"engine": "edge" + (f" hnsw_ef={ef}" if ef else ""), "p50_ms": p50, "p99_ms": p99,
-                     "recall@10": recall, "hnsw_build_s": build_s, "queries": len(queries), **common})
-    p50, p99, recall = measure(edge, queries[:50], truth[:50], models.SearchParams(exact=True))
-    rows.append({"engine": "edge exact", "p50_ms": p50, "p99_ms": p99, "recall@10": recall, "hnsw_build_s": None,
-                 "queries": 50, **common})
+        p50, p99, recall = measure(edge, name, queries, truth,
+                                   models.SearchParams(hnsw_ef=ef or None, quantization=RESCORED_SEARCH.quantization))
+        rows.append({"engine": "edge hnsw" + (f" ef={ef}" if ef else ""), "index": "HNSW m=16", "p50_ms": p50,
+                     "p99_ms": p99, "recall@10": recall, "hnsw_build_s": build_s, "queries": len(queries),
+                     **common, "upsert_per_s": upsert_rate})
+    edge.close()
     return rows
 
 
@@ -153,7 +174,6 @@ def _real_text_rows(sizes: list[int], n_queries: int, efs: list[int], load, meas
     import re
 
     from clicktune.adapters.models import VersionEncoder, load_sentence_transformer
-    from clicktune.adapters.qdrant.edge import edge_client
     from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 
     data = BeirDataset.load(BUNDLED_SCIFACT)
@@ -171,9 +191,7 @@ def _real_text_rows(sizes: list[int], n_queries: int, efs: list[int], load, meas
     queries = np.asarray(encoder.encode(list(data.queries.values())[:n_queries], batch_size=64), dtype=np.float32)
     rows = []
     for size in sorted({min(s, len(vectors)) for s in sizes}):  # SciFact has ~96,000 such texts
-        edge = edge_client(tempfile.mkdtemp(prefix="clicktune-edge-text-bench-"))
-        rows += _edge_rows(edge, vectors[:size], queries, efs, "SciFact sentences", load, measure)
-        edge.close()
+        rows += _edge_rows(vectors[:size], queries, efs, "SciFact sentences", load, measure)
     return rows
 
 
@@ -236,9 +254,10 @@ def _through_the_store(engine: str, vectors: np.ndarray, queries: np.ndarray, *,
     return rows
 
 
-def _with_encoding(client, size: int, rng: np.random.Generator) -> dict:  # noqa: ANN001 - a QdrantClient
+def _with_encoding(client, name: str, size: int, rng: np.random.Generator) -> dict:  # noqa: ANN001 - a QdrantClient
     """p50/p99 of encoding a query with the packaged model and searching the edge engine with it."""
     from clicktune.adapters.models import VersionEncoder, load_sentence_transformer
+    from clicktune.adapters.qdrant.collections import RESCORED_SEARCH
 
     encoder = VersionEncoder("v0001", load_sentence_transformer("sentence-transformers/all-MiniLM-L6-v2",
                                                                 allow_download=False))
@@ -249,7 +268,7 @@ def _with_encoding(client, size: int, rng: np.random.Generator) -> dict:  # noqa
     ms = []
     for text in texts:
         start = time.perf_counter()
-        client.query_points("bench", query=encoder.encode_query(text).tolist(), limit=10)
+        client.query_points(name, query=encoder.encode_query(text).tolist(), limit=10, search_params=RESCORED_SEARCH)
         ms.append((time.perf_counter() - start) * 1000)
     p50, p99 = _percentiles(ms)
     return {"engine": "edge + query encoding", "documents": size, "p50_ms": p50, "p99_ms": p99, "recall@10": None,

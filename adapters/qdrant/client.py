@@ -68,6 +68,11 @@ def serialize_embedded(client: QdrantClient) -> QdrantClient:
     return client
 
 
+def searches_exactly(client: QdrantClient) -> bool:
+    """Is ``client`` qdrant-client's local mode, which ignores search parameters (and warns about them)?"""
+    return isinstance(getattr(client, "_client", None), (QdrantLocal, _SerializedLocal))
+
+
 #: Local mode's marker file in an embedded folder (the edge engine writes ``collections/`` and ``aliases.json``).
 LOCAL_MODE_MARKER = "meta.json"
 
@@ -77,7 +82,7 @@ def embedded_engine(settings: ClicktuneSettings) -> str:
 
     ``auto`` is the edge engine (HNSW, concurrent, a write-ahead log; ``benchmarks/embedded_search.py``),
     except for a folder that local mode already holds data in: that one keeps local mode, so an
-    existing home opens as it always did (``clicktune migrate-engine`` moves it).
+    existing home opens as it always did.
     """
     if settings.embedded_engine != "auto":
         return settings.embedded_engine

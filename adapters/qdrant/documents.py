@@ -19,6 +19,8 @@ from qdrant_client import models
 
 from clicktune.adapters.errors import InvalidDocumentsError
 from clicktune.adapters.limits import check_doc_id
+from clicktune.adapters.qdrant.client import searches_exactly
+from clicktune.adapters.qdrant.collections import RESCORED_SEARCH
 from clicktune.adapters.qdrant.layout import CONTENT_KEY, DOC_ID_KEY, METADATA_KEY, point_id
 
 #: The one metadata key of search results that clicktune writes: ``{"search_id", "rank", "model_version",
@@ -78,7 +80,28 @@ def build_payload(text: str, metadata: dict | None, doc_id: str) -> dict[str, An
 
 
 class CollectionDocumentStore(QdrantVectorStore):
-    """``QdrantVectorStore`` over one concrete collection, embedding with that collection's version."""
+    """``QdrantVectorStore`` over one concrete collection, embedding with that collection's version.
+
+    Searches without ``search_params`` get :data:`RESCORED_SEARCH` (int8 candidates rescored in float32,
+    oversampled twice), except on local mode, which always searches exactly and warns about any.
+    """
+
+    def _search_defaults(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if kwargs.get("search_params") is None and not searches_exactly(self.client):
+            kwargs["search_params"] = RESCORED_SEARCH
+        return kwargs
+
+    def similarity_search_with_score(self, query: str, k: int = 4, **kwargs: Any) -> list[tuple[Document, float]]:
+        return super().similarity_search_with_score(query, k, **self._search_defaults(kwargs))
+
+    def similarity_search_with_score_by_vector(self, embedding: list[float], k: int = 4,
+                                               **kwargs: Any) -> list[tuple[Document, float]]:
+        return super().similarity_search_with_score_by_vector(embedding, k, **self._search_defaults(kwargs))
+
+    def max_marginal_relevance_search_with_score_by_vector(self, embedding: list[float], k: int = 4,
+                                                           **kwargs: Any) -> list[tuple[Document, float]]:
+        return super().max_marginal_relevance_search_with_score_by_vector(embedding, k,
+                                                                          **self._search_defaults(kwargs))
 
     @classmethod
     def _document_from_point(

@@ -68,7 +68,7 @@ class IndexHandle:
             settings=settings,
             client=client,
             registry=registry,
-            collections=AliasedCollections(client, alias),
+            collections=AliasedCollections(client, alias, hnsw_from_documents=settings.hnsw_from_documents),
             coordinator=coordinator_for(client, alias),
             encoder=encoder,
         )

@@ -99,8 +99,13 @@ class EdgeCollection:
         raw = self.settings.get("optimizers")
         return models.OptimizersConfigDiff.model_validate(raw) if raw else None
 
+    @property
+    def quantization(self) -> models.ScalarQuantization | None:
+        raw = self.settings.get("quantization")
+        return models.ScalarQuantization.model_validate(raw) if raw else None
+
     def edge_config(self) -> edge.EdgeConfig:
-        return convert.edge_config(self.vectors, self.hnsw, self.optimizers)
+        return convert.edge_config(self.vectors, self.hnsw, self.optimizers, self.quantization)
 
     def save_settings(self) -> None:
         write_atomically(self.folder / SETTINGS_FILE, json.dumps(self.settings, indent=1, sort_keys=True))
@@ -109,7 +114,8 @@ class EdgeCollection:
     @classmethod
     def create(cls, folder: Path, vectors: models.VectorParams | Mapping[str, models.VectorParams],
                hnsw: models.HnswConfig, optimizers: models.OptimizersConfigDiff | None,
-               metadata: dict[str, Any] | None) -> EdgeCollection:
+               metadata: dict[str, Any] | None,
+               quantization: models.QuantizationConfig | None = None) -> EdgeCollection:
         named = isinstance(vectors, Mapping)
         settings = {
             "named": named,
@@ -118,8 +124,9 @@ class EdgeCollection:
             "hnsw": hnsw.model_dump(mode="json", exclude_none=True),
             "optimizers": optimizers.model_dump(mode="json", exclude_none=True) if optimizers else None,
             "metadata": metadata,
+            "quantization": quantization.model_dump(mode="json", exclude_none=True) if quantization else None,
         }
-        shard = edge.EdgeShard.create(str(folder), convert.edge_config(vectors, hnsw, optimizers))
+        shard = edge.EdgeShard.create(str(folder), convert.edge_config(vectors, hnsw, optimizers, quantization))
         collection = cls(folder, settings, shard)
         collection.save_settings()  # last: the folder is a collection from here on
         return collection
@@ -154,15 +161,18 @@ class EdgeCollection:
     def maybe_optimize(self) -> None:
         """After writes: index what writes left unindexed, in the background, as Qdrant's optimizer does.
 
-        qdrant_edge runs no optimizer thread of its own. With HNSW on (m > 0) and more unindexed points
-        than Qdrant's indexing threshold, one ``optimize()`` runs in a daemon thread (never two at once);
-        searches stay exact meanwhile on the unindexed part. With m = 0 (a bulk load) nothing runs.
+        qdrant_edge runs no optimizer thread of its own. With an index to build (HNSW, m > 0, or quantized
+        vectors) and more unindexed points than Qdrant's indexing threshold, one ``optimize()`` runs in a
+        daemon thread (never two at once); searches stay exact meanwhile on the unindexed part. With an
+        indexing threshold of 0 (Qdrant's "indexing off", as during a bulk load) nothing runs.
         """
-        if self.hnsw.m == 0 or self._optimizing.locked():
+        if (self.hnsw.m == 0 and self.quantization is None) or self._optimizing.locked():
+            return
+        threshold = self._indexing_threshold_points()
+        if threshold == 0:
             return
         with self.use() as shard:
             info = shard.info()
-        threshold = self._indexing_threshold_points()
         if info.points_count - info.indexed_vectors_count <= threshold:
             return
         if not self._optimizing.acquire(blocking=False):
@@ -183,7 +193,11 @@ class EdgeCollection:
         self._optimizer.start()
 
     def _indexing_threshold_points(self) -> int:
-        kilobytes = (self.optimizers.indexing_threshold if self.optimizers else None) or convert.EXACT_UP_TO_KB
+        """Qdrant's indexing threshold (KB of vectors per segment) in points; 0 = indexing off."""
+        kilobytes = self.optimizers.indexing_threshold if self.optimizers else None
+        if kilobytes == 0:
+            return 0
+        kilobytes = kilobytes or convert.EXACT_UP_TO_KB
         vectors = self.vectors
         dimension = sum(p.size for p in vectors.values()) if isinstance(vectors, dict) else vectors.size
         return max(1, kilobytes * 1024 // (4 * max(1, dimension)))

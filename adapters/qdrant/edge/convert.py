@@ -49,9 +49,22 @@ def vector_params(params: models.VectorParams) -> edge.EdgeVectorParams:
     return edge.EdgeVectorParams(size=params.size, distance=DISTANCES[params.distance], on_disk=params.on_disk)
 
 
+def quantization(config: models.QuantizationConfig | None) -> edge.ScalarQuantizationConfig | None:
+    """Scalar (int8) quantization as qdrant_edge takes it; product and binary raise EdgeUnsupportedError."""
+    if config is None:
+        return None
+    if not isinstance(config, models.ScalarQuantization):
+        raise EdgeUnsupportedError(f"create_collection: {type(config).__name__} is not supported by the edge "
+                                   "engine (ScalarQuantization is)")
+    scalar = config.scalar
+    return edge.ScalarQuantizationConfig(edge.ScalarType.Int8, quantile=scalar.quantile,
+                                         always_ram=scalar.always_ram)
+
+
 def edge_config(vectors: models.VectorParams | Mapping[str, models.VectorParams], hnsw: models.HnswConfig,
-                optimizers: models.OptimizersConfigDiff | None) -> edge.EdgeConfig:
-    """The shard's configuration for the collection's vectors, HNSW and optimizer settings."""
+                optimizers: models.OptimizersConfigDiff | None,
+                quantization_config: models.QuantizationConfig | None = None) -> edge.EdgeConfig:
+    """The shard's configuration for the collection's vectors, HNSW, optimizer and quantization settings."""
     if isinstance(vectors, Mapping):
         dense: Any = {name: vector_params(params) for name, params in vectors.items()}
     else:
@@ -68,7 +81,8 @@ def edge_config(vectors: models.VectorParams | Mapping[str, models.VectorParams]
             max_segment_size=optimizers.max_segment_size,
             indexing_threshold=optimizers.indexing_threshold,
         )
-    return edge.EdgeConfig(vectors=dense, hnsw_config=hnsw_config, optimizers=optimizer_config)
+    return edge.EdgeConfig(vectors=dense, hnsw_config=hnsw_config, optimizers=optimizer_config,
+                           quantization_config=quantization(quantization_config))
 
 
 # Points ------------------------------------------------------------------------------------------
@@ -176,11 +190,14 @@ def scored(raw: Any, named: bool) -> models.ScoredPoint:
 def search_params(params: models.SearchParams | None) -> edge.SearchParams | None:
     if params is None:
         return None
-    if params.quantization is not None or params.acorn is not None or params.idf is not None:
-        raise EdgeUnsupportedError("query_points: search_params quantization/acorn/idf are not supported by the "
-                                   "edge engine")
+    if params.acorn is not None or params.idf is not None:
+        raise EdgeUnsupportedError("query_points: search_params acorn/idf are not supported by the edge engine")
+    rescoring = params.quantization
     return edge.SearchParams(hnsw_ef=params.hnsw_ef, exact=bool(params.exact),
-                             indexed_only=bool(params.indexed_only))
+                             indexed_only=bool(params.indexed_only),
+                             quantization=None if rescoring is None else edge.QuantizationSearchParams(
+                                 ignore=bool(rescoring.ignore), rescore=rescoring.rescore,
+                                 oversampling=rescoring.oversampling))
 
 
 # Queries -----------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ class EdgeEngine(QdrantBase):
     ) -> bool:
         if sparse_vectors_config:
             raise EdgeUnsupportedError("create_collection: sparse vectors are not supported by the edge engine")
-        for name in ("quantization_config", "init_from", "sharding_method", "strict_mode_config"):
+        for name in ("init_from", "sharding_method", "strict_mode_config"):
             if kwargs.get(name) is not None:
                 raise EdgeUnsupportedError(f"create_collection: {name} is not supported by the edge engine")
         if vectors_config is None or (isinstance(vectors_config, Mapping) and not vectors_config):
@@ -108,7 +108,8 @@ class EdgeEngine(QdrantBase):
             if folder.exists():  # a creation or deletion that did not finish
                 shutil.rmtree(folder)
             self.collections[collection_name] = EdgeCollection.create(
-                folder, vectors_config, hnsw, optimizers_config, to_jsonable_python(metadata))
+                folder, vectors_config, hnsw, optimizers_config, to_jsonable_python(metadata),
+                kwargs.get("quantization_config"))
         return True
 
     def recreate_collection(self, collection_name: str, vectors_config: Any = None, **kwargs: Any) -> bool:
@@ -163,7 +164,7 @@ class EdgeEngine(QdrantBase):
                 hnsw_config=collection.hnsw,
                 optimizer_config=optimizers,
                 wal_config=models.WalConfig(wal_capacity_mb=32, wal_segments_ahead=0),
-                quantization_config=None,
+                quantization_config=collection.quantization,
                 metadata=collection.settings.get("metadata"),
             ),
         )
