@@ -160,7 +160,7 @@ class AliasedCollections:
         """Index the loaded collection once: a graph from ``hnsw_from_documents`` documents, else none.
 
         Without a graph every search scans the int8 vectors and rescores in float32 (:data:`RESCORED_SEARCH`):
-        recall@10 1.000 against exact search on any data, and about 1.4 ms per 100,000 documents on
+        recall@10 1.000 against exact search on any data, and about 1.9 ms per 100,000 documents on
         a 2-core CPU (benchmarks/embedded_search.py). A graph (HNSW) is faster at large sizes but its
         recall depends on the data (0.99 on text embeddings, 0.14 on random vectors, measured). The
         choice is made per build, so a collection that outgrew it gets a graph at the next reindex.
