@@ -29,6 +29,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from clicktune.adapters.clicklog import ClickLog, FeedbackEvent  # noqa: E402
 
+pytestmark = pytest.mark.both_engines  # each embedded engine
+
 APP_PATH = REPO_ROOT / "examples" / "rag_app" / "app.py"
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -44,8 +46,8 @@ def load_app_module() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def rag(tmp_path_factory: pytest.TempPathFactory, template_home: Path) -> tuple[ModuleType, Path]:
-    """The app module and a home indexed by one start of the app (later starts index nothing)."""
+def rag(tmp_path_factory: pytest.TempPathFactory, template_home: Path, embedded_engine: str) -> tuple[ModuleType, Path]:
+    """The app module and a home indexed by one start of the app (later starts index nothing), per engine."""
     module = load_app_module()
     home = clone_home(template_home, tmp_path_factory.mktemp("rag-app") / "home")
     with TestClient(module.create_app(home)):

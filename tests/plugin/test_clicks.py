@@ -23,6 +23,8 @@ from clicktune.plugin import (
     set_default_click_log,
 )
 
+pytestmark = pytest.mark.both_engines  # each embedded engine
+
 DOCS = {
     "fracture-1": "Vitamin D supplements lower the risk of hip fractures.",
     "contract-7": "A contract without consideration is void.",

@@ -10,6 +10,8 @@ import pytest
 from clicktune.adapters import ClicktuneSettings
 from clicktune.scheduler.cli import main
 
+pytestmark = pytest.mark.both_engines  # each embedded engine
+
 
 def _status(home: Path, capsys: pytest.CaptureFixture) -> dict:
     capsys.readouterr()

@@ -14,6 +14,8 @@ from clicktune.adapters import ClicktuneSettings
 from clicktune.adapters.qdrant import close_shared_clients
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 
+pytestmark = pytest.mark.both_engines  # each embedded engine
+
 _RUN = "from clicktune.scheduler.cli import run; run()"  # the console script's entry point
 
 

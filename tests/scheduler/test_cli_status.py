@@ -22,6 +22,8 @@ from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.cli import main
 from clicktune.scheduler.cli_progress import CopyProgress
 
+pytestmark = pytest.mark.both_engines  # each embedded engine
+
 HEAVY = ("torch", "sentence_transformers", "transformers", "qdrant_client", "langchain_core", "sqlalchemy",
          "apscheduler", "pydantic_settings")
 

@@ -8,12 +8,16 @@ alias after recovery, every acknowledged click stored once.
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 from shared_homes import REPO_ROOT, clone_home
+
+pytestmark = pytest.mark.both_engines  # each embedded engine
 
 
 def test_a_short_crash_soak_finds_no_violation(template_home: Path, tmp_path: Path) -> None:

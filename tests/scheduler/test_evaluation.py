@@ -10,6 +10,8 @@ from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 from clicktune.scheduler.evaluation import EvalSet, Scores, evaluate_version, ir_metrics
 from clicktune.scheduler.gate import OfflineCheck
 
+pytestmark = pytest.mark.both_engines  # each embedded engine
+
 
 def test_ir_metrics_by_hand() -> None:
     rankings = {"q1": ["a", "b", "c"], "q2": ["x", "y", "z"], "q3": ["m"]}

@@ -27,8 +27,8 @@ SMALL = scifact_slice(n_queries=80, n_fillers=200)
 
 
 @pytest.fixture(scope="module")
-def trafficked_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """v0001 live over ~300 SciFact abstracts, with two rounds of simulated clicks logged."""
+def trafficked_home(tmp_path_factory: pytest.TempPathFactory, embedded_engine: str) -> Path:
+    """v0001 live over ~300 SciFact abstracts, with two rounds of simulated clicks logged (per engine)."""
     home = tmp_path_factory.mktemp("loop-home")
     stats = index_and_simulate(loop_settings(home), DATA)
     assert stats["clicks"] > 100, stats
@@ -50,7 +50,7 @@ def _live(settings):
 
 
 @pytest.fixture(scope="module")
-def weak_champion_home(tmp_path_factory: pytest.TempPathFactory, variant_model) -> Path:
+def weak_champion_home(tmp_path_factory: pytest.TempPathFactory, variant_model, embedded_engine: str) -> Path:
     """A degraded model (v0002, perturbed weights) serves the slice and users click on its rankings.
 
     The loop fine-tunes the base model from those clicks, so its candidate is clearly better than
@@ -74,6 +74,7 @@ def weak_champion_home(tmp_path_factory: pytest.TempPathFactory, variant_model) 
     return home
 
 
+@pytest.mark.both_engines
 def test_the_loop_ticks_train_challenge_and_promotes_what_users_prefer(weak_champion_home: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(weak_champion_home, home)
@@ -121,6 +122,8 @@ def test_the_loop_ticks_train_challenge_and_promotes_what_users_prefer(weak_cham
     assert again.status == "skipped" and "min_new_clicks" in again.reason
 
 
+# On the default (edge) engine only: 47 s, and the offline check it pins reads Qdrant through the index API,
+# which test_version_index and test_reindex run on both engines.
 def test_poisoned_feedback_is_rejected_by_the_offline_check(tmp_path: Path) -> None:
     """Twenty sybil accounts click the last result of every search (a ranking-inversion attack that
     the per-user click cap cannot stop): the candidate trained on it is refused at once by the
@@ -179,6 +182,7 @@ def _write_golden(folder: Path) -> None:
                 fh.write(f"{q}\t{d}\t1\n")
 
 
+@pytest.mark.both_engines
 @pytest.mark.parametrize("step", ["mine", "train", "gate", "reindex"])
 def test_a_failing_step_changes_nothing_live(home: Path, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = loop_settings(home, train_epochs=0.3)
@@ -202,6 +206,7 @@ sys.exit(main(["--home", sys.argv[1], "retrain", "--force"]))
 """
 
 
+@pytest.mark.both_engines
 def test_two_workers_at_once_run_one_retrain(home: Path) -> None:
     env_settings = loop_settings(home, train_epochs=0.3)
     env = {**__import__("os").environ, **{f"CLICKTUNE_{k.upper()}": str(v) for k, v in {
