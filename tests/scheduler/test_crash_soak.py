@@ -8,13 +8,12 @@ alias after recovery, every acknowledged click stored once.
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from shared_homes import REPO_ROOT, clone_home
 
 pytestmark = pytest.mark.both_engines  # each embedded engine
