@@ -100,3 +100,24 @@ def test_quantization_settings_persist_and_other_quantizations_are_refused(tmp_p
                                    quantization_config=product)
     assert not reopened.collection_exists("pq")
     reopened.close()
+
+
+def test_writes_after_the_build_are_quantized_in_the_background_and_stay_searchable(tmp_path: Path) -> None:
+    """A collection that grows by writes (the store's first ``add_texts``) is indexed as Qdrant's optimizer
+    would: once enough vectors are unindexed, in a background thread; searches meanwhile stay exact."""
+    import time
+
+    client = edge_client(tmp_path)
+    name = AliasedCollections(client, "docs").create("v0001", DIM)  # not a bulk load: indexing on
+    vectors = _random_unit(SCANNED, seed=3)
+    for start in range(0, SCANNED, 2000):
+        client.upload_collection(name, vectors=vectors[start : start + 2000], ids=range(start, start + 2000))
+    deadline = time.monotonic() + 60
+    while client.get_collection(name).indexed_vectors_count < SCANNED // 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.get_collection(name).indexed_vectors_count >= SCANNED // 2
+    assert client.count(name).count == SCANNED
+    query = _random_unit(1, seed=4)[0]
+    hits = client.query_points(name, query=query.tolist(), limit=10, search_params=RESCORED_SEARCH).points
+    assert len({p.id for p in hits} & _exact_top_10(vectors, query)) >= 9
+    client.close()
