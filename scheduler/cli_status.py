@@ -104,7 +104,8 @@ def _index_data(collections: AliasedCollections | None, registry: ModelRegistry 
         "current_version": pointer.version if pointer else None,
         "previous_version": pointer.previous if pointer else None,
         "collections": [
-            {"collection": c.collection, "version": c.version, "points": collections.count(c.collection)}
+            {"collection": c.collection, "version": c.version, "points": collections.count(c.collection),
+             "index": collections.index_kind(c.collection)}
             for c in collections.versions()
         ] if collections is not None else [],
         "versions": [
@@ -194,9 +195,9 @@ def print_status(data: dict[str, Any], console: Console) -> None:
     others = f"; aliases on this Qdrant: {', '.join(data['other_aliases'])}, pick one with --alias" if data["other_aliases"] else ""
     console.print(f"alias [bold]{data['alias']}[/] -> {data['alias_target'] or f'(none yet{others})'}")
     console.print(f"CURRENT model {data['current_version'] or '(none yet)'}; previous {data['previous_version'] or '-'}")
-    table = Table("collection", "version", "points")
+    table = Table("collection", "version", "points", "search")
     for row in data["collections"]:
-        table.add_row(row["collection"], row["version"], str(row["points"]))
+        table.add_row(row["collection"], row["version"], str(row["points"]), row["index"])
     console.print(table)
     versions = Table("version", "status", "parent", "created", "dim", "indexed in")
     for row in data["versions"]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from qdrant_client import QdrantClient, models
 
+from clicktune.adapters.qdrant.client import searches_exactly
 from clicktune.adapters.qdrant.errors import AliasIsCollectionError, AliasNotFoundError
 from clicktune.adapters.registry import parse_version
 
@@ -134,6 +135,15 @@ class AliasedCollections:
 
     def count(self, collection: str, *, exact: bool = True) -> int:
         return int(self.client.count(collection, exact=exact).count)
+
+    def index_kind(self, collection: str) -> str:
+        """How searches of ``collection`` run: "hnsw", "int8 scan" (rescored), "scan", or "exact (local mode)"."""
+        if searches_exactly(self.client):
+            return "exact (local mode)"
+        config = self.client.get_collection(collection).config
+        if config.hnsw_config.m:
+            return "hnsw"
+        return "int8 scan" if config.quantization_config is not None else "scan"
 
     def other_aliases(self) -> list[str]:
         """Every alias on this Qdrant but this one (to suggest the right one for a misspelled alias)."""

@@ -19,10 +19,11 @@ def _status(home: Path, capsys: pytest.CaptureFixture) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_status_reindex_rollback(cli_home: Path, capsys: pytest.CaptureFixture) -> None:
+def test_status_reindex_rollback(cli_home: Path, capsys: pytest.CaptureFixture, embedded_engine: str) -> None:
     status = _status(cli_home, capsys)
     assert status["alias_target"] == "docs__v0001" and status["current_version"] == "v0001"
-    assert status["collections"] == [{"collection": "docs__v0001", "version": "v0001", "points": 3}]
+    search = "exact (local mode)" if embedded_engine == "local" else "int8 scan"  # 3 documents: no graph
+    assert status["collections"] == [{"collection": "docs__v0001", "version": "v0001", "points": 3, "index": search}]
 
     assert main(["--home", str(cli_home), "reindex", "--version", "v0002"]) == 0
     assert "alias and CURRENT now v0002" in capsys.readouterr().out
