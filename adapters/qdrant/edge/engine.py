@@ -247,8 +247,7 @@ class EdgeEngine(QdrantBase):
                           ids: Iterable[models.ExtendedPointId] | None = None, batch_size: int = 64,
                           **kwargs: Any) -> None:
         if isinstance(vectors, dict):
-            names = list(vectors)
-            columns = [vectors[name] for name in names]
+            names, columns = list(vectors), list(vectors.values())
             rows: Iterable[Any] = ({n: c[i] for n, c in zip(names, columns, strict=True)} for i in range(len(columns[0])))
         else:
             rows = vectors
