@@ -286,6 +286,37 @@ def import_(
         f"{1000 * (report.window_seconds or 0):.0f} ms); {report.seconds.get('total', 0):.1f}s in all")
 
 
+@app.command(name="migrate-engine")
+def migrate_engine() -> None:
+    """Move this home's embedded Qdrant from local mode to the edge engine; stop the app first.
+
+    Vectors and payloads are copied as they are, verified, then the folders are swapped; the local-mode
+    folder is kept beside it as <folder>.local-backup. Safe to re-run after a crash.
+    """
+    from clicktune.adapters.errors import ConfigurationError
+    from clicktune.adapters.qdrant import migrate_to_edge
+    from clicktune.scheduler.cli_progress import PointsProgress
+
+    settings = _State.settings
+    assert settings is not None
+    path = settings.resolved_qdrant_path
+    if settings.qdrant_url or path in (None, ":memory:"):
+        raise ConfigurationError("migrate-engine moves an embedded Qdrant folder; this home uses "
+                                 f"{settings.qdrant_url or 'an in-memory Qdrant'}")
+    progress = PointsProgress("migrate to the edge engine", show_bar=settings.show_progress())
+    try:
+        report = migrate_to_edge(path, hnsw_from_documents=settings.hnsw_from_documents,
+                                 on_total=progress.on_total, on_copied=progress.on_copied)
+    finally:
+        progress.close()
+    if report.status == "already":
+        console.print(f"{report.path} is not a local-mode folder (already on the edge engine): nothing to do")
+        return
+    console.print(f"{report.path} is on the edge engine now: {report.points} points in {report.collections} "
+                  f"collections, {report.aliases} aliases; the local-mode folder is kept as {report.backup} "
+                  "(delete it when satisfied)")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
 def demo(ctx: typer.Context) -> None:
     """The whole loop on the bundled SciFact in a scratch home, with a report (`clicktune demo --help`).

@@ -117,6 +117,9 @@ def qdrant_client_from_settings(settings: ClicktuneSettings) -> QdrantClient:
         key = f"path:{resolved}"
 
         def factory() -> QdrantClient:
+            from clicktune.adapters.qdrant.migration import finish_interrupted_migration
+
+            finish_interrupted_migration(resolved)  # a move to the edge engine that died between its renames
             resolved.mkdir(parents=True, exist_ok=True)
             return embedded_client(str(resolved), engine)
 

@@ -45,6 +45,10 @@ class ImportVerificationError(CollectionLayoutError):
     """An imported copy failed verification; the collection it came from was left as it was."""
 
 
+class EngineMigrationError(CollectionLayoutError):
+    """A copy to the edge engine failed verification; the local-mode folder was left as it was."""
+
+
 class EdgeUnsupportedError(ClicktuneError, NotImplementedError):
     """The embedded edge engine (``adapters/qdrant/edge``) does not support this call or parameter."""
 

@@ -1,0 +1,205 @@
+"""Move an embedded home from qdrant-client's local mode to the edge engine, crash-safe.
+
+``auto`` keeps a folder local mode already holds on local mode (so an existing home opens as it
+always did); this moves one on purpose (``clicktune migrate-engine``). Local mode holds its folder
+exclusively, so the app must be stopped meanwhile: a running one makes the first step fail with the
+folder-in-use error and nothing is touched. Steps (each a crash point, tested with SIGKILLs):
+
+1. ``<path>.edge-migration`` is emptied and the edge engine opened there;
+2. every collection is copied page by page, vectors and payloads as they are (nothing re-encoded),
+   then indexed once, as a version collection is built (``AliasedCollections``); aliases follow;
+3. verified: point counts per collection, and the payload and vector of a sample of points;
+4. ``MIGRATED`` is written in the staging folder (fsynced): from here on the copy is complete;
+5. ``<path>`` is renamed to ``<path>.local-backup``, then the staging folder to ``<path>``.
+
+A crash before 4 leaves the home as it was; the next run starts over. A crash between the two renames
+leaves no ``<path>``: the next clicktune process to open the home (or the next run) finishes the
+rename (:func:`finish_interrupted_migration`). The local-mode folder is kept as the backup: delete it
+when satisfied, or rename it back to return to local mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clicktune.adapters.crashpoints import crash_point
+
+log = logging.getLogger(__name__)
+
+STAGING_SUFFIX = ".edge-migration"
+BACKUP_SUFFIX = ".local-backup"
+COMPLETE_MARKER = "MIGRATED"
+PAGE = 256
+#: One point in this many (and the first of every collection) is compared after the copy.
+SAMPLE_EVERY = 50
+
+
+@dataclass(frozen=True)
+class EngineMigrationReport:
+    """What ``migrate_to_edge`` did: ``status`` "migrated" or "already" (the folder is not local mode)."""
+
+    status: str
+    path: str
+    collections: int = 0
+    points: int = 0
+    aliases: int = 0
+    backup: str | None = None
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def finish_interrupted_migration(path: Path) -> bool:
+    """If a migration died between its two renames (no ``path``, a complete staging folder), finish it."""
+    staging = path.with_name(path.name + STAGING_SUFFIX)
+    if path.exists() or not (staging / COMPLETE_MARKER).is_file():
+        return False
+    staging.rename(path)
+    _fsync_folder(path.parent)
+    log.info("finished an interrupted migration: %s is on the edge engine now", path)
+    return True
+
+
+def migrate_to_edge(path: str | Path, *, hnsw_from_documents: int,
+                    on_total: Callable[[int], None] | None = None,
+                    on_copied: Callable[[int], None] | None = None) -> EngineMigrationReport:
+    """Move the local-mode folder ``path`` to the edge engine (see the module docstring)."""
+    from qdrant_client import QdrantClient
+
+    from clicktune.adapters.errors import ConfigurationError
+    from clicktune.adapters.qdrant.client import LOCAL_MODE_MARKER
+    from clicktune.adapters.qdrant.edge import edge_client
+
+    path = Path(path).expanduser().resolve()
+    finish_interrupted_migration(path)
+    if not (path / LOCAL_MODE_MARKER).is_file():
+        if path.is_dir():
+            return EngineMigrationReport(status="already", path=str(path))
+        raise ConfigurationError(f"no embedded Qdrant folder at {path}: pass the home your app uses (--home)")
+    staging = path.with_name(path.name + STAGING_SUFFIX)
+    backup = path.with_name(path.name + BACKUP_SUFFIX)
+    if backup.exists():
+        raise ConfigurationError(f"{backup} exists (an earlier migration's backup, moved back?): remove or rename "
+                                 "it, then run this again")
+    local = QdrantClient(path=str(path))  # holds the folder: a running app makes this fail, touching nothing
+    try:
+        shutil.rmtree(staging, ignore_errors=True)  # an attempt that did not complete
+        edge = edge_client(staging)
+        try:
+            counts, aliases = _copy_everything(local, edge, hnsw_from_documents, on_total, on_copied)
+        finally:
+            edge.close()
+    finally:
+        local.close()
+    marker = staging / COMPLETE_MARKER
+    with open(marker, "w", encoding="utf-8") as handle:
+        json.dump({"from": str(path), "collections": counts, "aliases": aliases}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    _fsync_folder(staging)
+    crash_point("migrate.marked")
+    path.rename(backup)
+    crash_point("migrate.moved_aside")
+    staging.rename(path)
+    _fsync_folder(path.parent)
+    return EngineMigrationReport(status="migrated", path=str(path), collections=len(counts),
+                                 points=sum(counts.values()), aliases=len(aliases), backup=str(backup))
+
+
+def _copy_everything(local: Any, edge: Any, hnsw_from_documents: int, on_total: Callable[[int], None] | None,
+                     on_copied: Callable[[int], None] | None) -> tuple[dict[str, int], dict[str, str]]:
+    from clicktune.adapters.qdrant.errors import EngineMigrationError
+
+    names = sorted(c.name for c in local.get_collections().collections)
+    counts = {name: local.count(name, exact=True).count for name in names}
+    if on_total:
+        on_total(sum(counts.values()))
+    for name in names:
+        _copy_collection(local, edge, name, hnsw_from_documents, on_copied)
+        crash_point("migrate.copied_collection")
+        if edge.count(name, exact=True).count != counts[name]:
+            raise EngineMigrationError(f"{name}: {edge.count(name, exact=True).count} points on the edge engine, "
+                                          f"{counts[name]} in local mode; nothing was changed, run again")
+        _verify_sample(local, edge, name)
+    aliases = {a.alias_name: a.collection_name for a in local.get_aliases().aliases}
+    if aliases:
+        from qdrant_client import models
+
+        edge.update_collection_aliases(change_aliases_operations=[
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=alias))
+            for alias, target in aliases.items()])
+    return counts, aliases
+
+
+def _copy_collection(local: Any, edge: Any, name: str, hnsw_from_documents: int,
+                     on_copied: Callable[[int], None] | None) -> None:
+    """Create ``name`` on the edge engine as clicktune builds a version collection, then copy its points."""
+    from qdrant_client import models
+
+    from clicktune.adapters.qdrant.collections import DEFAULT_HNSW_M, INDEXING_THRESHOLD_KB, QUANTIZATION
+
+    config = local.get_collection(name).config
+    if config.params.sparse_vectors:
+        from clicktune.adapters.qdrant.errors import EdgeUnsupportedError
+
+        raise EdgeUnsupportedError(f"{name} has sparse vectors, which the edge engine does not support: keep this "
+                                   "home on local mode (embedded_engine=local)")
+    edge.create_collection(name, vectors_config=config.params.vectors, hnsw_config=models.HnswConfigDiff(m=0),
+                           optimizers_config=models.OptimizersConfigDiff(indexing_threshold=0),
+                           quantization_config=QUANTIZATION, metadata=config.metadata)
+    offset, copied = None, 0
+    while True:
+        points, offset = local.scroll(name, limit=PAGE, offset=offset, with_payload=True, with_vectors=True)
+        if points:
+            edge.upsert(name, points=[models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points])
+            copied += len(points)
+            if on_copied:
+                on_copied(len(points))
+        if offset is None:
+            break
+    graph = copied >= hnsw_from_documents
+    edge.update_collection(name, hnsw_config=models.HnswConfigDiff(m=DEFAULT_HNSW_M if graph else 0),
+                           optimizers_config=models.OptimizersConfigDiff(indexing_threshold=INDEXING_THRESHOLD_KB))
+    log.info("%s: %d points copied to the edge engine", name, copied)
+
+
+def _verify_sample(local: Any, edge: Any, name: str) -> None:
+    """The first point and one in :data:`SAMPLE_EVERY` have the same payload and vector on both engines."""
+    import numpy as np
+
+    from clicktune.adapters.qdrant.errors import EngineMigrationError
+
+    offset, seen, sample = None, 0, []
+    while True:
+        points, offset = local.scroll(name, limit=PAGE, offset=offset, with_payload=False, with_vectors=False)
+        sample += [p.id for i, p in enumerate(points, start=seen) if i % SAMPLE_EVERY == 0]
+        seen += len(points)
+        if offset is None:
+            break
+    for start in range(0, len(sample), PAGE):
+        ids = sample[start : start + PAGE]
+        before = {p.id: p for p in local.retrieve(name, ids, with_payload=True, with_vectors=True)}
+        after = {p.id: p for p in edge.retrieve(name, ids, with_payload=True, with_vectors=True)}
+        for point_id, point in before.items():
+            copy = after.get(point_id)
+            if copy is None or copy.payload != point.payload or not _same_vectors(np, point.vector, copy.vector):
+                raise EngineMigrationError(f"{name}: point {point_id} differs after the copy; nothing was "
+                                              "changed, run again")
+
+
+def _same_vectors(np: Any, a: Any, b: Any) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_vectors(np, a[k], b[k]) for k in a)
+    return np.allclose(np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32), atol=1e-5)
