@@ -39,6 +39,10 @@ class HomeParts:
     @classmethod
     def of(cls, settings: ClicktuneSettings) -> HomeParts:
         path = settings.resolved_qdrant_path
+        if path is not None and path != ":memory:":
+            from clicktune.adapters.qdrant.migration import finish_interrupted_migration
+
+            finish_interrupted_migration(Path(path).expanduser().resolve())  # as opening the home would
         qdrant = path is None or (path != ":memory:" and Path(path).expanduser().is_dir())
         url = make_url(settings.resolved_feedback_url)
         if url.get_backend_name() == "sqlite":

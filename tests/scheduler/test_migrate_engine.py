@@ -100,6 +100,10 @@ def test_a_sigkill_during_the_migration_leaves_a_home_that_serves_everything(loc
     killed = subprocess.run([sys.executable, "-m", "clicktune.scheduler.cli", "--home", str(home), "migrate-engine"],
                             env=env, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr[-2000:]
+    if crash_at == "migrate.moved_aside":
+        assert not (home / "qdrant").exists()
+        assert main(["--home", str(home), "status", "--json"]) == 0  # finds the home, and finishes the swap
+        close_shared_clients()
     # Opened as it is after the kill: the old folder (before the copy is marked complete), or the finished
     # rename (a kill between the two renames is finished by the first process to open the home).
     served = _served(home)
