@@ -295,20 +295,14 @@ def migrate_engine() -> None:
     """
     from clicktune.adapters.errors import ConfigurationError
     from clicktune.adapters.qdrant import migrate_to_edge
-    from clicktune.scheduler.cli_progress import PointsProgress
-
     settings = _State.settings
     assert settings is not None
     path = settings.resolved_qdrant_path
     if settings.qdrant_url or path in (None, ":memory:"):
         raise ConfigurationError("migrate-engine moves an embedded Qdrant folder; this home uses "
                                  f"{settings.qdrant_url or 'an in-memory Qdrant'}")
-    progress = PointsProgress("migrate to the edge engine", show_bar=settings.show_progress())
-    try:
-        report = migrate_to_edge(path, hnsw_from_documents=settings.hnsw_from_documents,
-                                 on_total=progress.on_total, on_copied=progress.on_copied)
-    finally:
-        progress.close()
+    report = migrate_to_edge(path, hnsw_from_documents=settings.hnsw_from_documents,
+                             show_progress=settings.show_progress())
     if report.status == "already":
         console.print(f"{report.path} is not a local-mode folder (already on the edge engine): nothing to do")
         return

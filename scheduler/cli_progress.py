@@ -66,37 +66,3 @@ class CopyProgress:
             log.debug("progress count of %s failed: %s", version, exc)
             return None
 
-
-class PointsProgress:
-    """A bar over points on a TTY (``show_bar``), else an INFO line at most every ``every`` seconds.
-
-    For copies that report as they go (``on_total(n)`` once, then ``on_copied(k)`` per page), such as
-    ``clicktune migrate-engine``.
-    """
-
-    def __init__(self, label: str, *, show_bar: bool, every: float = 15.0) -> None:
-        self.label, self.show_bar, self.every = label, show_bar, every
-        self.total, self.done = 0, 0
-        self._bar = None
-        self._last = time.monotonic()
-
-    def on_total(self, total: int) -> None:
-        self.total = total
-        if self.show_bar:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="point", desc=self.label)
-        else:
-            logging.getLogger("clicktune.scheduler").info("%s: %d points", self.label, total)
-
-    def on_copied(self, count: int) -> None:
-        self.done += count
-        if self._bar is not None:
-            self._bar.update(count)
-        elif time.monotonic() - self._last >= self.every:
-            self._last = time.monotonic()
-            logging.getLogger("clicktune.scheduler").info("%s: %d of %d points", self.label, self.done, self.total)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()

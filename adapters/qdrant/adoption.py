@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 from qdrant_client import QdrantClient, models
-from tqdm.auto import tqdm
 
 from clicktune.adapters.crashpoints import crash_point
 from clicktune.adapters.limits import check_doc_id
 from clicktune.adapters.models import VersionEncoder
+from clicktune.adapters.progress import PointsProgress
 from clicktune.adapters.qdrant.collections import import_marker
 from clicktune.adapters.qdrant.documents import (
     ANNOTATIONS_KEY,
@@ -296,22 +296,12 @@ class _Import:
 
     def _copy_all(self, copy: bool) -> int:
         total = self.handle.collections.count(self.layout.collection)
-        label = f"import {self.layout.collection} -> {self.target}"
-        bar = tqdm(total=total, desc=label, unit="doc", disable=not self.show_progress)
-        copied, last_log = 0, time.monotonic()
-        if not self.show_progress:
-            log.info("%s: copying %d points (vectors %s)", label, total, "copied" if copy else "re-encoded")
-        try:
+        with PointsProgress(f"import {self.layout.collection} -> {self.target}", total, show_bar=self.show_progress,
+                            log=log, detail=f" (vectors {'copied' if copy else 're-encoded'})", unit="doc") as progress:
             for points in foreign_pages(self.client, self.layout, vectors=copy, page=self.page):
                 self._upsert(points, copy)
-                copied += len(points)
-                bar.update(len(points))
-                if not self.show_progress and time.monotonic() - last_log >= 15:
-                    last_log = time.monotonic()
-                    log.info("%s: %d of %d points", label, copied, total)
-        finally:
-            bar.close()
-        return copied
+                progress.update(len(points))
+        return progress.done
 
     def _upsert(self, points: list[Any], copy: bool) -> None:
         adopted = [adopted_point(p, self.layout) for p in points]

@@ -40,6 +40,36 @@ def import_marker(alias: str) -> str:
     return f"{alias}__import"
 
 
+def create_version_collection(client: QdrantClient, name: str,
+                              vectors: models.VectorParams | dict[str, models.VectorParams], *,
+                              bulk_load: bool = False, metadata: dict | None = None) -> None:
+    """A version collection: int8-quantized, without a graph until :func:`index_once` decides.
+
+    With ``bulk_load`` indexing is off (Qdrant's ``indexing_threshold=0``) until :func:`index_once`, so
+    the quantized segments (or the graph) are built once, after the load, not batch by batch.
+    """
+    client.create_collection(
+        name, vectors_config=vectors, hnsw_config=models.HnswConfigDiff(m=0),
+        optimizers_config=models.OptimizersConfigDiff(indexing_threshold=0 if bulk_load else INDEXING_THRESHOLD_KB),
+        quantization_config=QUANTIZATION, metadata=metadata)
+
+
+def index_once(client: QdrantClient, name: str, documents: int, hnsw_from_documents: int) -> None:
+    """Index a loaded collection once: a graph from ``hnsw_from_documents`` documents, else none.
+
+    Without a graph every search scans the int8 vectors and rescores in float32 (:data:`RESCORED_SEARCH`):
+    recall@10 1.000 against exact search on any data, and about 1.9 ms per 100,000 documents on
+    a 2-core CPU (benchmarks/embedded_search.py). A graph (HNSW) is faster at large sizes but its
+    recall depends on the data (0.99 on text embeddings, 0.14 on random vectors, measured). The
+    choice is made per build, so a collection that outgrew it gets a graph at the next reindex.
+    """
+    graph = documents >= hnsw_from_documents
+    log.info("%s: %d documents, %s", name, documents,
+             "HNSW graph" if graph else f"int8 scan, rescored (no graph below {hnsw_from_documents})")
+    client.update_collection(name, hnsw_config=models.HnswConfigDiff(m=DEFAULT_HNSW_M if graph else 0),
+                             optimizers_config=models.OptimizersConfigDiff(indexing_threshold=INDEXING_THRESHOLD_KB))
+
+
 @dataclass(frozen=True)
 class CollectionVersion:
     """A concrete collection and the model version whose vectors it holds (live or not)."""
@@ -151,37 +181,15 @@ class AliasedCollections:
 
     # Changes -----------------------------------------------------------------------------------
     def create(self, version: str, dimension: int, *, bulk_load: bool = False) -> str:
-        """Create the collection of ``version``, int8-quantized, without a graph (see :meth:`finish_bulk_load`).
-
-        With ``bulk_load`` indexing is off until :meth:`finish_bulk_load`, so the quantized segments (or
-        the graph) are built once, after the load, not batch by batch.
-        """
+        """Create the collection of ``version`` (see :func:`create_version_collection`)."""
         name = self.name_for(version)
-        self.client.create_collection(
-            name,
-            vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
-            hnsw_config=models.HnswConfigDiff(m=0),
-            optimizers_config=models.OptimizersConfigDiff(indexing_threshold=0 if bulk_load else INDEXING_THRESHOLD_KB),
-            quantization_config=QUANTIZATION,
-        )
+        create_version_collection(self.client, name, models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+                                  bulk_load=bulk_load)
         return name
 
     def finish_bulk_load(self, collection: str) -> None:
-        """Index the loaded collection once: a graph from ``hnsw_from_documents`` documents, else none.
-
-        Without a graph every search scans the int8 vectors and rescores in float32 (:data:`RESCORED_SEARCH`):
-        recall@10 1.000 against exact search on any data, and about 1.9 ms per 100,000 documents on
-        a 2-core CPU (benchmarks/embedded_search.py). A graph (HNSW) is faster at large sizes but its
-        recall depends on the data (0.99 on text embeddings, 0.14 on random vectors, measured). The
-        choice is made per build, so a collection that outgrew it gets a graph at the next reindex.
-        """
-        documents = self.count(collection, exact=True)
-        graph = documents >= self.hnsw_from_documents
-        log.info("%s: %d documents, %s", collection, documents,
-                 "HNSW graph" if graph else f"int8 scan, rescored (no graph below {self.hnsw_from_documents})")
-        self.client.update_collection(
-            collection, hnsw_config=models.HnswConfigDiff(m=DEFAULT_HNSW_M if graph else 0),
-            optimizers_config=models.OptimizersConfigDiff(indexing_threshold=INDEXING_THRESHOLD_KB))
+        """Index the loaded collection once (see :func:`index_once`)."""
+        index_once(self.client, collection, self.count(collection, exact=True), self.hnsw_from_documents)
 
     def point_alias_at(self, collection: str) -> None:
         """Swap (or create) the alias in one request: Qdrant applies the operations atomically."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from clicktune.adapters.crashpoints import crash_point
+from clicktune.adapters.durable import fsync_folder, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -53,28 +53,18 @@ class EngineMigrationReport:
     backup: str | None = None
 
 
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def finish_interrupted_migration(path: Path) -> bool:
     """If a migration died between its two renames (no ``path``, a complete staging folder), finish it."""
     staging = path.with_name(path.name + STAGING_SUFFIX)
     if path.exists() or not (staging / COMPLETE_MARKER).is_file():
         return False
     staging.rename(path)
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
     log.info("finished an interrupted migration: %s is on the edge engine now", path)
     return True
 
 
-def migrate_to_edge(path: str | Path, *, hnsw_from_documents: int,
-                    on_total: Callable[[int], None] | None = None,
-                    on_copied: Callable[[int], None] | None = None) -> EngineMigrationReport:
+def migrate_to_edge(path: str | Path, *, hnsw_from_documents: int, show_progress: bool = False) -> EngineMigrationReport:
     """Move the local-mode folder ``path`` to the edge engine (see the module docstring)."""
     from qdrant_client import QdrantClient
 
@@ -98,45 +88,42 @@ def migrate_to_edge(path: str | Path, *, hnsw_from_documents: int,
         shutil.rmtree(staging, ignore_errors=True)  # an attempt that did not complete
         edge = edge_client(staging)
         try:
-            counts, aliases = _copy_everything(local, edge, hnsw_from_documents, on_total, on_copied)
+            counts, aliases = _copy_everything(local, edge, hnsw_from_documents, show_progress)
         finally:
             edge.close()
     finally:
         local.close()
-    marker = staging / COMPLETE_MARKER
-    with open(marker, "w", encoding="utf-8") as handle:
-        json.dump({"from": str(path), "collections": counts, "aliases": aliases}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    _fsync_folder(staging)
+    write_atomically(staging / COMPLETE_MARKER,
+                     json.dumps({"from": str(path), "collections": counts, "aliases": aliases}))
     crash_point("migrate.marked")
     path.rename(backup)
     crash_point("migrate.moved_aside")
     staging.rename(path)
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
     return EngineMigrationReport(status="migrated", path=str(path), collections=len(counts),
                                  points=sum(counts.values()), aliases=len(aliases), backup=str(backup))
 
 
-def _copy_everything(local: Any, edge: Any, hnsw_from_documents: int, on_total: Callable[[int], None] | None,
-                     on_copied: Callable[[int], None] | None) -> tuple[dict[str, int], dict[str, str]]:
+def _copy_everything(local: Any, edge: Any, hnsw_from_documents: int,
+                     show_progress: bool) -> tuple[dict[str, int], dict[str, str]]:
+    from qdrant_client import models
+
+    from clicktune.adapters.progress import PointsProgress
     from clicktune.adapters.qdrant.errors import EngineMigrationError
 
     names = sorted(c.name for c in local.get_collections().collections)
     counts = {name: local.count(name, exact=True).count for name in names}
-    if on_total:
-        on_total(sum(counts.values()))
-    for name in names:
-        _copy_collection(local, edge, name, hnsw_from_documents, on_copied)
-        crash_point("migrate.copied_collection")
-        if edge.count(name, exact=True).count != counts[name]:
-            raise EngineMigrationError(f"{name}: {edge.count(name, exact=True).count} points on the edge engine, "
-                                          f"{counts[name]} in local mode; nothing was changed, run again")
-        _verify_sample(local, edge, name)
+    with PointsProgress("migrate to the edge engine", sum(counts.values()), show_bar=show_progress, log=log) as progress:
+        for name in names:
+            sample = _copy_collection(local, edge, name, hnsw_from_documents, progress.update)
+            crash_point("migrate.copied_collection")
+            copied = edge.count(name, exact=True).count
+            if copied != counts[name]:
+                raise EngineMigrationError(f"{name}: {copied} points on the edge engine, {counts[name]} in local "
+                                           "mode; nothing was changed, run again")
+            _verify_sample(local, edge, name, sample)
     aliases = {a.alias_name: a.collection_name for a in local.get_aliases().aliases}
     if aliases:
-        from qdrant_client import models
-
         edge.update_collection_aliases(change_aliases_operations=[
             models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=alias))
             for alias, target in aliases.items()])
@@ -144,50 +131,39 @@ def _copy_everything(local: Any, edge: Any, hnsw_from_documents: int, on_total: 
 
 
 def _copy_collection(local: Any, edge: Any, name: str, hnsw_from_documents: int,
-                     on_copied: Callable[[int], None] | None) -> None:
-    """Create ``name`` on the edge engine as clicktune builds a version collection, then copy its points."""
+                     on_copied: Callable[[int], None]) -> list[Any]:
+    """Create ``name`` on the edge engine as a version collection is built, copy its points page by page,
+    index it once; returns the ids to verify (the first point and one in :data:`SAMPLE_EVERY`)."""
     from qdrant_client import models
 
-    from clicktune.adapters.qdrant.collections import DEFAULT_HNSW_M, INDEXING_THRESHOLD_KB, QUANTIZATION
+    from clicktune.adapters.qdrant.collections import create_version_collection, index_once
+    from clicktune.adapters.qdrant.errors import EdgeUnsupportedError
 
     config = local.get_collection(name).config
     if config.params.sparse_vectors:
-        from clicktune.adapters.qdrant.errors import EdgeUnsupportedError
-
         raise EdgeUnsupportedError(f"{name} has sparse vectors, which the edge engine does not support: keep this "
                                    "home on local mode (embedded_engine=local)")
-    edge.create_collection(name, vectors_config=config.params.vectors, hnsw_config=models.HnswConfigDiff(m=0),
-                           optimizers_config=models.OptimizersConfigDiff(indexing_threshold=0),
-                           quantization_config=QUANTIZATION, metadata=config.metadata)
-    offset, copied = None, 0
+    create_version_collection(edge, name, config.params.vectors, bulk_load=True, metadata=config.metadata)
+    offset, copied, sample = None, 0, []
     while True:
         points, offset = local.scroll(name, limit=PAGE, offset=offset, with_payload=True, with_vectors=True)
         if points:
             edge.upsert(name, points=[models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points])
+            sample += [p.id for i, p in enumerate(points, start=copied) if i % SAMPLE_EVERY == 0]
             copied += len(points)
-            if on_copied:
-                on_copied(len(points))
+            on_copied(len(points))
         if offset is None:
             break
-    graph = copied >= hnsw_from_documents
-    edge.update_collection(name, hnsw_config=models.HnswConfigDiff(m=DEFAULT_HNSW_M if graph else 0),
-                           optimizers_config=models.OptimizersConfigDiff(indexing_threshold=INDEXING_THRESHOLD_KB))
-    log.info("%s: %d points copied to the edge engine", name, copied)
+    index_once(edge, name, copied, hnsw_from_documents)
+    return sample
 
 
-def _verify_sample(local: Any, edge: Any, name: str) -> None:
-    """The first point and one in :data:`SAMPLE_EVERY` have the same payload and vector on both engines."""
+def _verify_sample(local: Any, edge: Any, name: str, sample: list[Any]) -> None:
+    """The sampled points have the same payload and vector on both engines."""
     import numpy as np
 
     from clicktune.adapters.qdrant.errors import EngineMigrationError
 
-    offset, seen, sample = None, 0, []
-    while True:
-        points, offset = local.scroll(name, limit=PAGE, offset=offset, with_payload=False, with_vectors=False)
-        sample += [p.id for i, p in enumerate(points, start=seen) if i % SAMPLE_EVERY == 0]
-        seen += len(points)
-        if offset is None:
-            break
     for start in range(0, len(sample), PAGE):
         ids = sample[start : start + PAGE]
         before = {p.id: p for p in local.retrieve(name, ids, with_payload=True, with_vectors=True)}
@@ -196,7 +172,7 @@ def _verify_sample(local: Any, edge: Any, name: str) -> None:
             copy = after.get(point_id)
             if copy is None or copy.payload != point.payload or not _same_vectors(np, point.vector, copy.vector):
                 raise EngineMigrationError(f"{name}: point {point_id} differs after the copy; nothing was "
-                                              "changed, run again")
+                                           "changed, run again")
 
 
 def _same_vectors(np: Any, a: Any, b: Any) -> bool:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from clicktune.adapters.crashpoints import crash_point
+from clicktune.adapters.durable import fsync_folder, write_atomically
 from clicktune.adapters.errors import (
     CorruptRegistryError,
     InvalidVersionError,
@@ -63,30 +64,6 @@ def parse_version(version: str) -> int:
 
 def format_version(number: int) -> str:
     return f"v{number:04d}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_json_atomic(path: Path, payload: str) -> None:
-    """Write-temp-fsync-replace: readers see the old file or the new one, never a torn one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 class ModelRegistry:
@@ -287,7 +264,7 @@ class ModelRegistry:
                         os.fsync(handle.fileno())
             crash_point("registry.before_rename")
             os.rename(staging, self.models_dir / version)
-            _fsync_dir(self.models_dir)
+            fsync_folder(self.models_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -299,12 +276,12 @@ class ModelRegistry:
         with self._locked():
             record = self.get(version).model_copy(update=changes)
             record = VersionInfo.model_validate(record.model_dump())
-            _write_json_atomic(self.path(version) / INFO_FILE, record.model_dump_json(indent=2))
+            write_atomically(self.path(version) / INFO_FILE, record.model_dump_json(indent=2))
             return record
 
     def _write_pointer(self, pointer: CurrentPointer) -> None:
         crash_point("registry.before_pointer")
-        _write_json_atomic(self.root / CURRENT_FILE, pointer.model_dump_json(indent=2))
+        write_atomically(self.root / CURRENT_FILE, pointer.model_dump_json(indent=2))
 
     def promote(self, version: str) -> str:
         """Make ``version`` live: one atomic replace of CURRENT; the old live one goes on the history."""
@@ -352,7 +329,7 @@ class ModelRegistry:
         :meth:`repair` rebuilds from)."""
         with contextlib.suppress(CorruptRegistryError):
             record = self.get(version).model_copy(update={"status": status, **extra})
-            _write_json_atomic(self.path(version) / INFO_FILE, record.model_dump_json(indent=2))
+            write_atomically(self.path(version) / INFO_FILE, record.model_dump_json(indent=2))
 
     def apply_retention(self, keep_last: int | None = None, *, protect: set[str] | None = None) -> list[str]:
         """Delete the oldest versions beyond ``keep_last``; CURRENT, its predecessor and ``protect`` always stay.

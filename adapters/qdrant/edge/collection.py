@@ -24,8 +24,8 @@ from typing import Any
 import qdrant_edge as edge
 from qdrant_client import models
 
+from clicktune.adapters.durable import write_atomically
 from clicktune.adapters.qdrant.edge import convert
-from clicktune.adapters.qdrant.edge.aliases import write_atomically
 
 log = logging.getLogger(__name__)
 
