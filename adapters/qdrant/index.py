@@ -20,8 +20,8 @@ from clicktune.adapters.qdrant.collections import AliasedCollections
 from clicktune.adapters.qdrant.errors import ReindexVerificationError
 from clicktune.adapters.qdrant.layout import CONTENT_KEY, DOC_ID_KEY, point_id
 
-# Ranking asks for exact search (a Qdrant server would otherwise answer from HNSW); embedded Qdrant is
-# always exact and warns that the parameter has no effect there, once per query batch.
+# Ranking asks for exact search (a server or the edge engine would otherwise answer from HNSW or int8
+# copies); local mode is always exact and warns that the parameter has no effect there, once per batch.
 warnings.filterwarnings("ignore", message="Local mode performs exact", category=UserWarning)
 
 #: Texts in, one unit-length row per text out: a version's document encoder.
