@@ -147,8 +147,10 @@ def is_heldout(text: str, fraction: float) -> bool:
 
 def fit_propensities(impressions_by_rank: Counter, clicks_by_rank: Counter, eta: float, mode: str,
                      min_impressions: int = 200, floor: float = 0.02) -> dict[int, float]:
-    """``prior``: 1/rank**eta. ``estimated``: scheduler/propensity.py PropensityModel.fit (CTR ratio to rank 1
-    where a rank has >= 200 impressions, monotone envelope, floor 0.02)."""
+    """``prior``: 1/rank**eta. ``estimated``: the loop's estimator before 2026-12-05 (CTR ratio to rank 1
+    where a rank has >= 200 impressions, monotone envelope, floor 0.02), kept to reproduce old sweeps.
+    The loop now harvests interventions (scheduler/propensity.py); on one ranker's first pass, as here,
+    there are none and it uses the prior."""
     ranks = sorted(impressions_by_rank)
     if mode == "prior":
         return {r: 1.0 / r**eta for r in ranks}

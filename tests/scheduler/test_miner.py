@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from clicktune.adapters.clicklog import Click, FeedbackEvent, Impression, ShownResult
@@ -34,7 +36,7 @@ LOG = [
     _event(4, "no clicks here", "u3", ["d1"], []),
 ]
 # Everything in train, propensities from the 1/rank prior (too few impressions to estimate).
-ALL_TRAIN = MiningConfig(heldout_fraction=0.0, min_impressions_per_rank=1000, eta=1.0, max_weight=10.0,
+ALL_TRAIN = MiningConfig(heldout_fraction=0.0, min_intervention_clicks=10**6, eta=1.0, max_weight=10.0,
                          weight_power=1.0)
 
 
@@ -45,18 +47,20 @@ def lookup(ids: list[str]) -> dict[str, str]:
 def test_positives_negatives_and_weights_by_hand() -> None:
     mined = mine_events(LOG, lookup, ALL_TRAIN)
     rows = mined.train.to_list()
-    # (q, d3): clicked at rank 3 (w 3) and rank 2 (w 2) = 5; skipped above it: d1 once, d2 twice -> d2.
+    # (q, d3): clicked at rank 3 (w 3) and rank 2 (w 2) = 5; skipped above it: d1 at rank 1 (evidence 1),
+    # d2 at rank 2 and at rank 1 (1/2 + 1) -> d2; below it, d4 was clicked, so not a negative.
     # (q, d4): clicked at rank 3 (w 3); skipped above: d2 (d3 was clicked in that search, so not a negative).
-    # (contract law, d5): rank 1 (w 1), nothing above. Mean weight 3: normalised 5/3, 1, 1/3.
+    # (contract law, d5): rank 1 (w 1), nothing above; d6 right below it, not clicked ("no-click next").
+    # Mean weight 3: normalised 5/3, 1, 1/3.
     assert rows == [
-        {"anchor": "contract law", "positive": "text of d5", "negative": None, "weight": pytest.approx(1 / 3)},
+        {"anchor": "contract law", "positive": "text of d5", "negative": "text of d6", "weight": pytest.approx(1 / 3)},
         {"anchor": "Vitamin D  and bones", "positive": "text of d3", "negative": "text of d2",
          "weight": pytest.approx(5 / 3)},
         {"anchor": "vitamin d and bones", "positive": "text of d4", "negative": "text of d2",
          "weight": pytest.approx(1.0)},
     ]
     s = mined.stats
-    assert s["impressions"] == 4 and s["clicks"] == 4 and s["pairs"] == 3 and s["train_with_negative"] == 2
+    assert s["impressions"] == 4 and s["clicks"] == 4 and s["pairs"] == 3 and s["train_with_negative"] == 3
     assert s["ctr_by_rank"] == {1: 1 / 4, 2: 1 / 3, 3: 2 / 2}
     assert {r: p["source"] for r, p in s["propensities"].items()} == {1: "prior", 2: "prior", 3: "prior"}
     assert mined.eval_queries == {}
@@ -101,12 +105,44 @@ def test_split_is_by_query_and_deterministic() -> None:
         assert gains == pytest.approx(expected)
 
 
-def test_propensities_estimated_where_there_is_data() -> None:
-    fitted = PropensityModel(eta=1.0, min_impressions_per_rank=200).fit(
-        {1: 1000, 2: 1000, 3: 1000, 4: 10}, {1: 500, 2: 250, 3: 300, 4: 5}
-    )
-    # rank 2: 0.25/0.5 = 0.5; rank 3: 0.3/0.5 = 0.6, capped by rank 2 (monotone) = 0.5; rank 4: prior 1/4.
-    assert fitted == {1: (1.0, "estimated"), 2: (0.5, "estimated"), 3: (0.5, "estimated"), 4: (0.25, "prior")}
+def test_propensities_from_interventions_where_there_is_data() -> None:
+    # q1/a at ranks 1 and 2: click rates 0.6 and 0.3; q2/b at ranks 2 and 3: 0.4 and 0.2. So p2/p1 = 0.5
+    # and p3/p2 = 0.5. q3/c only ever at rank 4: no intervention, so rank 4 takes the prior's ratio 3/4.
+    def shown(query: str, doc: str, rank: int, n: int, clicks: int) -> list:
+        return [(query, doc, rank, i < clicks) for i in range(n)]
+
+    observations = (shown("q1", "a", 1, 100, 60) + shown("q1", "a", 2, 100, 30) + shown("q2", "b", 2, 100, 40)
+                    + shown("q2", "b", 3, 100, 20) + shown("q3", "c", 4, 100, 90))
+    fitted = PropensityModel(eta=1.0, min_intervention_clicks=50).fit(observations)
+    assert fitted == {1: (1.0, "prior"), 2: (pytest.approx(0.5), "interventions"),
+                      3: (pytest.approx(0.25), "interventions"), 4: (pytest.approx(0.1875), "prior")}
+    # Too few clicks on the rank-2/3 intervention: the prior's ratio 2/3 stands in from rank 2's value.
+    fitted = PropensityModel(eta=1.0, min_intervention_clicks=80).fit(observations)
+    assert fitted[3] == (pytest.approx(0.5 * 2 / 3), "prior")
+
+
+def test_propensities_are_not_fooled_by_relevance_sitting_high() -> None:
+    """Users examine rank r with 1/r; the better document is usually on top. The click-through rate by
+    rank (about 0.07 at rank 3 over rank 1 here) would mistake relevance for position bias; documents
+    shown at neighbouring ranks in different searches (as interleaving does) give 1/r back."""
+    rng = np.random.default_rng(0)
+    observations = []
+    for query in range(400):
+        relevance = np.sort(rng.beta(0.3, 2.0, size=10))[::-1]  # ranked by a decent ranker
+        for _ in range(8):
+            order = np.arange(10)
+            for i in range(0, 9):  # neighbouring swaps, as team-draft interleaving makes
+                if rng.random() < 0.25:
+                    order[i], order[i + 1] = order[i + 1], order[i]
+            for rank, doc in enumerate(order, start=1):
+                observations.append((query, str(doc), rank, rng.random() < relevance[doc] / rank))
+    fitted = PropensityModel(eta=2.0, min_intervention_clicks=50).fit(observations)  # a wrong prior on purpose
+    for rank in (2, 3, 5):
+        value, source = fitted[rank]
+        assert source == "interventions" and value == pytest.approx(1 / rank, rel=0.25), (rank, value)
+    clicks = Counter(r for _, _, r, c in observations if c)
+    shown = Counter(r for _, _, r, _ in observations)
+    assert (clicks[3] / shown[3]) / (clicks[1] / shown[1]) < 0.5 / 3  # what the naive ratio would say
 
 
 def test_tempered_weights() -> None:
