@@ -65,4 +65,3 @@ class CopyProgress:
         except Exception as exc:  # noqa: BLE001 - a progress line must never fail the reindex
             log.debug("progress count of %s failed: %s", version, exc)
             return None
-

@@ -106,6 +106,7 @@ def mine_events(
     impressions_by_rank: Counter[int] = Counter()
     clicks_by_rank: Counter[int] = Counter()
     observations = []
+    shown_by_query: dict[str, set[str]] = defaultdict(set)
     for event in events:
         clicked = {c.doc_id for c in event.clicks}
         key = normalize_query(event.impression.query)
@@ -113,11 +114,8 @@ def mine_events(
             impressions_by_rank[shown.rank] += 1
             clicks_by_rank[shown.rank] += shown.doc_id in clicked
             observations.append((key, shown.doc_id, shown.rank, shown.doc_id in clicked))
+            shown_by_query[key].add(shown.doc_id)
     propensities = PropensityModel(cfg.eta, cfg.min_intervention_clicks).fit(observations)
-
-    shown_by_query: dict[str, set[str]] = defaultdict(set)
-    for event in events:
-        shown_by_query[normalize_query(event.impression.query)].update(r.doc_id for r in event.impression.results)
 
     pairs: dict[tuple[str, str], _Pair] = {}
     per_user: Counter[str] = Counter()

@@ -56,8 +56,8 @@ class PropensityModel:
         out: dict[int, tuple[float, str]] = {}
         previous = 1.0
         for rank in ranks:
-            if rank <= 1 or rank - 1 not in out:
-                value, source = (1.0, "prior") if rank == 1 else (self.prior(rank), "prior")
+            if rank - 1 not in out:  # rank 1 (normalised to 1.0 below), or a gap in the ranks shown
+                value, source = self.prior(rank), "prior"
             else:
                 ratio, source = self._neighbour_ratio(shown, rank - 1)
                 value = previous * ratio

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from clicktune.adapters.crashpoints import crash_point
 from clicktune.adapters.durable import fsync_folder, write_atomically
 
@@ -160,8 +162,6 @@ def _copy_collection(local: Any, edge: Any, name: str, hnsw_from_documents: int,
 
 def _verify_sample(local: Any, edge: Any, name: str, sample: list[Any]) -> None:
     """The sampled points have the same payload and vector on both engines."""
-    import numpy as np
-
     from clicktune.adapters.qdrant.errors import EngineMigrationError
 
     for start in range(0, len(sample), PAGE):
@@ -170,12 +170,12 @@ def _verify_sample(local: Any, edge: Any, name: str, sample: list[Any]) -> None:
         after = {p.id: p for p in edge.retrieve(name, ids, with_payload=True, with_vectors=True)}
         for point_id, point in before.items():
             copy = after.get(point_id)
-            if copy is None or copy.payload != point.payload or not _same_vectors(np, point.vector, copy.vector):
+            if copy is None or copy.payload != point.payload or not _same_vectors(point.vector, copy.vector):
                 raise EngineMigrationError(f"{name}: point {point_id} differs after the copy; nothing was "
                                            "changed, run again")
 
 
-def _same_vectors(np: Any, a: Any, b: Any) -> bool:
+def _same_vectors(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_vectors(np, a[k], b[k]) for k in a)
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_vectors(a[k], b[k]) for k in a)
     return np.allclose(np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32), atol=1e-5)
