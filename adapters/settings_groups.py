@@ -108,7 +108,7 @@ class ChallengerSettings(SettingsGroup):
         "challenger_first_look", 100, "Decided searches (a click difference) before the first decision.", ge=10
     )
     last_look: int = flat(
-        "challenger_last_look", 1600, "Decided searches at the last look; looks double from the first.", ge=10
+        "challenger_last_look", 3200, "Decided searches at the last look; looks double from the first.", ge=10
     )
     max_hours: float = flat(
         "challenger_max_hours", 168.0, "A phase still undecided after this long drops its challenger.", gt=0

@@ -1,6 +1,6 @@
 """Benchmark: does the loop climb? Rounds of traffic, training, offline check and challenger phase on SciFact.
 
-Usage: python benchmarks/scifact_loop.py [--rounds 5] [--epochs 3] [--max-seq-length 256] [--phase-rounds 4]
+Usage: python benchmarks/scifact_loop.py [--rounds 5] [--epochs 3] [--max-seq-length 256] [--phase-rounds 8]
                                          [--train-max-seq-length N]
 
 ``--max-seq-length`` is the serving length (queries and documents in Qdrant). Training truncates to the
@@ -29,7 +29,7 @@ from pathlib import Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--phase-rounds", type=int, default=4)
+    parser.add_argument("--phase-rounds", type=int, default=8)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--max-seq-length", type=int, default=256)

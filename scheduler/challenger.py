@@ -7,7 +7,7 @@ a row in the feedback database, so every serving process and the worker see the 
 
 The decision: a one-sided sign test on wins and losses (ties carry no information about which model
 is better and are left out), run as a group-sequential test. Looks happen at fixed numbers of decided
-searches, ``first_look`` doubling up to ``last_look`` (100, 200, 400, 800, 1600 by default), each
+searches, ``first_look`` doubling up to ``last_look`` (100, 200, 400, 800, 1600, 3200 by default), each
 using the first *n* decided searches in time order, so the verdict is a pure function of the log and
 does not depend on how often the scheduler ticks. One constant boundary ``c`` for every look (Pocock,
 1977) is set so that a challenger that is no better than the champion crosses ``+c`` at any look with
@@ -87,7 +87,7 @@ class Verdict:
 class SequentialSignTest:
     alpha: float = 0.05
     first_look: int = 100
-    last_look: int = 1600
+    last_look: int = 3200
 
     @classmethod
     def from_settings(cls, settings: ClicktuneSettings) -> SequentialSignTest:
