@@ -14,9 +14,8 @@ document there, so the same per-rank propensities apply.
 
 A row's training weight is the sum of its pair's inverse-propensity weights, tempered. With repeated
 traffic that sum grows with every pass for every document ever clicked, noise clicks included (after
-ten passes over SciFact about half the rows were noise pairs); weighing clicks per search of the
-query instead was tried on 2026-12-05 and reverted for a reason that proved wrong (the demo's seed 2
-gave x1.035 on that machine with or without it); it is the first thing to re-measure (README).
+ten passes over SciFact about half the rows were noise pairs): an open problem, see the README's
+scifact_loop section.
 
 One hard negative per row, the one with the most evidence: each skip counts with the examination
 propensity of the rank it was shown at (a document passed over at rank 1 was certainly seen, one at

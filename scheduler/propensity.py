@@ -9,12 +9,12 @@ click-through rate of rank r over rank 1 is *not* an estimate: better documents 
 mixes relevance into position bias (on SciFact's first pass it put rank 3 at 0.055 where users
 examined it with 1/3, and its inverse weights amplified noise clicks). When the same document for
 the same query has been shown at two neighbouring ranks (a challenger phase's interleavings), its
-relevance is the same at both, so the ratio of its click rates is the
-ratio of the two examination propensities, provided the move was random: the miner groups
-observations by the ranking that produced them (one challenger phase, one model), since a move from
-one champion to the next was caused by clicks. Those ratios are pooled per pair of neighbouring ranks and
-chained from rank 1; where a pair of ranks has too few clicks to say, the power-law prior's ratio
-stands in, and each rank's value says which it came from.
+relevance is the same at both, so the ratio of its click rates is the ratio of the two examination
+propensities, provided the move was random: the miner groups observations by the ranking that
+produced them (one challenger phase, one model), since a move from one champion to the next was
+caused by clicks. Those ratios are pooled per pair of neighbouring ranks and chained from rank 1;
+where a pair of ranks has too few clicks to say, the power-law prior's ratio stands in, and each
+rank's value says which it came from.
 """
 
 from __future__ import annotations

@@ -17,12 +17,13 @@ T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 TEXTS = {f"d{i}": f"text of d{i}" for i in range(1, 7)}
 
 
-def _event(n: int, query: str, user: str, shown: list[str], clicked: list[str]) -> FeedbackEvent:
+def _event(n: int, query: str, user: str, shown: list[str], clicked: list[str], *, version: str = "v0001",
+           challenge_id: int | None = None) -> FeedbackEvent:
     sid = f"00000000-0000-4000-8000-{n:012d}"
     at = T0 + timedelta(minutes=n)
     return FeedbackEvent(
-        impression=Impression(search_id=sid, query=query, model_version="v0001", collection="docs__v0001",
-                              user_id=user, created_at=at,
+        impression=Impression(search_id=sid, query=query, model_version=version, collection=f"docs__{version}",
+                              user_id=user, created_at=at, challenge_id=challenge_id,
                               results=[ShownResult(doc_id=d, rank=r) for r, d in enumerate(shown, start=1)]),
         clicks=[Click(search_id=sid, doc_id=d, user_id=user, created_at=at + timedelta(seconds=i))
                 for i, d in enumerate(clicked)],
@@ -156,21 +157,17 @@ def test_tempered_weights() -> None:
 def test_propensities_come_only_from_rank_changes_within_one_ranking() -> None:
     """A document clicked at rank 3 is trained on and shown at rank 2 by the next champion: that move
     was caused by the click, so it is no intervention. Coin flips inside one challenger phase are."""
-    def searches(start: int, rank_of_d1: int, clicked: bool, version: str, challenge: int | None) -> list:
-        out = []
-        for i in range(start, start + 40):
-            shown = ["d2", "d3", "d4"]
-            shown.insert(rank_of_d1 - 1, "d1")
-            event = _event(i, "q", f"u{i}", shown, ["d1"] if clicked else [])
-            event.impression.__dict__.update(model_version=version, challenge_id=challenge)
-            out.append(event)
-        return out
+    def searches(start: int, n: int, rank_of_d1: int, version: str, challenge_id: int | None) -> list:
+        shown = ["d2", "d3", "d4"]
+        shown.insert(rank_of_d1 - 1, "d1")
+        return [_event(i, "q", f"u{i}", shown, ["d1"], version=version, challenge_id=challenge_id)
+                for i in range(start, start + n)]
 
-    across_champions = searches(0, 3, True, "v0001", None) + searches(100, 2, True, "v0002", None)
-    mined = mine_events(across_champions, lookup, MiningConfig(**{**ALL_TRAIN.__dict__, "min_intervention_clicks": 10}))
-    assert mined.stats["propensities"][3]["source"] == "prior"
-    within_a_phase = searches(200, 3, True, "v0002", 7)[:20] + searches(300, 2, True, "v0002", 7)
-    mined = mine_events(within_a_phase, lookup, MiningConfig(**{**ALL_TRAIN.__dict__, "min_intervention_clicks": 10}))
+    cfg = MiningConfig(**{**ALL_TRAIN.__dict__, "min_intervention_clicks": 10})
+    across_champions = searches(0, 40, 3, "v0001", None) + searches(100, 40, 2, "v0002", None)
+    assert mine_events(across_champions, lookup, cfg).stats["propensities"][3]["source"] == "prior"
+    within_a_phase = searches(200, 20, 3, "v0002", 7) + searches(300, 40, 2, "v0002", 7)
+    mined = mine_events(within_a_phase, lookup, cfg)
     # d1 clicked every time at rank 2 and at rank 3 of the same phase: p3 / p2 measured as 1 (p2 is the prior's).
     fitted = mined.stats["propensities"]
     assert fitted[3] == {"value": pytest.approx(fitted[2]["value"]), "source": "interventions"}
