@@ -29,6 +29,7 @@ from pathlib import Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--passes", type=int, default=1, help="passes of traffic over the train queries before each tick")
     parser.add_argument("--phase-rounds", type=int, default=8)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--epochs", type=float, default=3.0)
@@ -63,9 +64,9 @@ def main() -> None:
     def scored(version: str) -> float:
         return evaluate_version(handle, version, test).ndcg_at_10
 
-    def traffic(seed: int) -> None:
+    def traffic(seed: int, passes: int = 1) -> None:
         ClickSimulator(data, store.similarity_search, store.record_click,
-                       SimulationConfig(rounds=1, users=args.users, seed=seed), show_progress=True).run()
+                       SimulationConfig(rounds=passes, users=args.users, seed=seed), show_progress=True).run()
 
     t = time.perf_counter()
     docs = list(data.corpus.values())
@@ -77,7 +78,7 @@ def main() -> None:
     rounds: list[dict] = []
     for number in range(1, args.rounds + 1):
         started = time.perf_counter()
-        traffic(args.seed * 1000 + number)
+        traffic(args.seed * 1000 + number, args.passes)
         live = store.collections.require_live()
         row: dict = {"round": number, "champion": live.version, "champion_ndcg": scored(live.version)}
         opened = loop.tick(force=True)

@@ -12,10 +12,15 @@ Interleaved searches (the challenger phase) are mined like any other: the rank r
 the user actually saw, and examination depends on that position, not on which model put the
 document there, so the same per-rank propensities apply.
 
-A row's training weight is the sum of its pair's inverse-propensity weights, tempered. With repeated
-traffic that sum grows with every pass for every document ever clicked, noise clicks included (after
-ten passes over SciFact about half the rows were noise pairs): an open problem, see the README's
-scifact_loop section.
+A row's training weight is the sum over its pair's clicks of each click's tempered inverse-propensity
+weight, ``min(max_weight, 1 / p) ** weight_power``. Tempering each click, not the sum, keeps the
+weight linear in evidence: a document clicked in nine searches weighs nine clicks, where tempering
+the sum gave it three, barely more than a single noise click at rank 5 (2.2). With repeated traffic
+every pass adds noise clicks on new documents; summed-then-tempered, those single-click pairs had
+almost the weight of the consistently clicked ones.
+
+The per-user cap keeps a user's *newest* clicks: they were made on the rankings the next model will
+replace, and a cap that kept the oldest would starve a long-running loop of its recent feedback.
 
 One hard negative per row, the one with the most evidence: each skip counts with the examination
 propensity of the rank it was shown at (a document passed over at rank 1 was certainly seen, one at
@@ -85,7 +90,8 @@ class _Pair:
     query: str
     doc_id: str
     clicks: int = 0
-    weight: float = 0.0
+    weight: float = 0.0  # raw inverse-propensity sum: the held-out gain
+    train_weight: float = 0.0  # sum of tempered per-click weights: the training row's weight
     negatives: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # doc -> evidence
 
 
@@ -123,24 +129,21 @@ def mine_events(
             shown_by_query[key].add(shown.doc_id)
     propensities = PropensityModel(cfg.eta, cfg.min_intervention_clicks).fit(observations)
 
+    capped_clicks = _over_user_cap(events, cfg.max_clicks_per_user)
     pairs: dict[tuple[str, str], _Pair] = {}
-    per_user: Counter[str] = Counter()
-    capped = 0
-    for event in events:
+    for number, event in enumerate(events):
         ranks = {r.doc_id: r.rank for r in event.impression.results}
         clicked = {c.doc_id for c in event.clicks}
         key = normalize_query(event.impression.query)
-        for click in sorted(event.clicks, key=lambda c: c.created_at):
-            user = click.user_id or event.impression.user_id or ""
-            if cfg.max_clicks_per_user is not None and user:
-                if per_user[user] >= cfg.max_clicks_per_user:
-                    capped += 1
-                    continue
-                per_user[user] += 1
+        for click in event.clicks:
+            if (number, click.doc_id) in capped_clicks:
+                continue
             rank = ranks[click.doc_id]
             pair = pairs.setdefault((key, click.doc_id), _Pair(event.impression.query, click.doc_id))
             pair.clicks += 1
-            pair.weight += min(cfg.max_weight, 1.0 / propensities.get(rank, (1.0, ""))[0])
+            inverse = min(cfg.max_weight, 1.0 / propensities.get(rank, (1.0, ""))[0])
+            pair.weight += inverse
+            pair.train_weight += inverse**cfg.weight_power
             for doc_id, shown_rank in ranks.items():
                 below = cfg.no_click_next and shown_rank == rank + 1
                 if (shown_rank < rank or below) and doc_id not in clicked:
@@ -178,7 +181,7 @@ def mine_events(
         train_rows["anchor"].append(p.query)
         train_rows["positive"].append(texts[p.doc_id])
         train_rows["negative"].append(texts[negative] if negative else None)
-        train_rows["weight"].append(p.weight**cfg.weight_power)
+        train_rows["weight"].append(p.train_weight)
     if train_rows["weight"]:
         mean = sum(train_rows["weight"]) / len(train_rows["weight"])
         train_rows["weight"] = [w / mean for w in train_rows["weight"]]
@@ -186,7 +189,7 @@ def mine_events(
     stats = {
         "impressions": len(events),
         "clicks": sum(len(e.clicks) for e in events),
-        "clicks_capped_per_user": capped,
+        "clicks_capped_per_user": len(capped_clicks),
         "pairs": len(supported),
         "pairs_below_support": len(pairs) - len(supported),
         "pairs_missing_text": missing,
@@ -199,6 +202,26 @@ def mine_events(
     }
     judged = {qid: shown_by_query[normalize_query(text)] for qid, text in eval_queries.items()}
     return MinedFeedback(Dataset.from_dict(train_rows), eval_queries, dict(eval_relevant), stats, judged)
+
+
+def _over_user_cap(events: list[FeedbackEvent], cap: int | None) -> set[tuple[int, str]]:
+    """The clicks (event number, document) beyond each user's ``cap`` newest clicks."""
+    if cap is None:
+        return set()
+    newest_first = sorted(
+        ((click.created_at, number, click.doc_id, click.user_id or event.impression.user_id or "")
+         for number, event in enumerate(events) for click in event.clicks),
+        reverse=True,
+    )
+    per_user: Counter[str] = Counter()
+    over: set[tuple[int, str]] = set()
+    for _, number, doc_id, user in newest_first:
+        if not user:
+            continue
+        per_user[user] += 1
+        if per_user[user] > cap:
+            over.add((number, doc_id))
+    return over
 
 
 def _rankers(event: FeedbackEvent) -> tuple[str, object]:

@@ -75,8 +75,10 @@ def test_a_positive_elsewhere_is_never_a_negative() -> None:
 
 def test_per_user_cap_support_and_missing_texts() -> None:
     capped = mine_events(LOG, lookup, MiningConfig(**{**ALL_TRAIN.__dict__, "max_clicks_per_user": 1}))
-    # u1 keeps its first click (event 1), loses event 3's; u2 keeps d3, loses d4.
-    assert [(r["positive"], r["weight"]) for r in capped.train.to_list()] == [("text of d3", pytest.approx(1.0))]
+    # Each user keeps the newest click: u1 event 3's d5 (weight 1), not event 1's d3; u2 its second
+    # click, d4 at rank 3 (weight 3), not d3. Mean 2: normalised 1/2 and 3/2.
+    assert [(r["positive"], r["weight"]) for r in capped.train.to_list()] == [
+        ("text of d5", pytest.approx(0.5)), ("text of d4", pytest.approx(1.5))]
     assert capped.stats["clicks_capped_per_user"] == 2
 
     supported = mine_events(LOG, lookup, MiningConfig(**{**ALL_TRAIN.__dict__, "min_clicks": 2}))
@@ -146,12 +148,30 @@ def test_propensities_are_not_fooled_by_relevance_sitting_high() -> None:
     assert (clicks[3] / shown[3]) / (clicks[1] / shown[1]) < 0.5 / 3  # what the naive ratio would say
 
 
-def test_tempered_weights() -> None:
+def test_tempered_weights_temper_each_click() -> None:
     mined = mine_events(LOG, lookup, MiningConfig(**{**ALL_TRAIN.__dict__, "weight_power": 0.5}))
-    raw = [1.0, 5.0, 3.0]  # contract law/d5, q/d3, q/d4 as above, before normalisation
-    tempered = [w**0.5 for w in raw]
+    # contract law/d5: one click at rank 1; q/d3: clicks at ranks 3 and 2; q/d4: one at rank 3.
+    tempered = [1.0, 3**0.5 + 2**0.5, 3**0.5]
     mean = sum(tempered) / 3
     assert mined.train["weight"] == pytest.approx([w / mean for w in tempered])
+
+
+def test_a_pair_clicked_in_many_searches_outweighs_a_single_noise_click() -> None:
+    """Nine searches click d1 at rank 1; one of them also clicks d5 at rank 5. Tempering the sum of
+    inverse propensities would weigh them 3 and 2.2; each click tempered, 9 and 2.2: the weight grows
+    with the evidence, as the untempered sum does."""
+    log = [_event(i, "q", f"u{i}", ["d1", "d2", "d3", "d4", "d5"], ["d1", "d5"] if i == 0 else ["d1"])
+           for i in range(9)]
+    mined = mine_events(log, lookup, MiningConfig(**{**ALL_TRAIN.__dict__, "weight_power": 0.5}))
+    weights = dict(zip(mined.train["positive"], mined.train["weight"], strict=True))
+    assert weights["text of d1"] / weights["text of d5"] == pytest.approx(9 / 5**0.5)
+
+
+def test_the_per_user_cap_keeps_the_newest_clicks() -> None:
+    log = [_event(i, f"query {i}", "heavy", ["d1", "d2"], ["d1"]) for i in range(5)]
+    mined = mine_events(log, lookup, MiningConfig(**{**ALL_TRAIN.__dict__, "max_clicks_per_user": 2}))
+    assert sorted(mined.train["anchor"]) == ["query 3", "query 4"]
+    assert mined.stats["clicks_capped_per_user"] == 3
 
 
 def test_propensities_come_only_from_rank_changes_within_one_ranking() -> None:
