@@ -9,8 +9,11 @@ hard negatives on/off, seed s; always starting from the base model):
 2. simulated users: R rounds of every train query once against the base model's ranking,
    position-based clicks (examine rank r with 1/r**eta; click relevant p=0.9, non-relevant p=0.05)
    (cached per (L, seed); R rounds are the first R rounds of one stream);
-3. mining as scheduler/miner.py: (query, clicked doc) pairs, skip-above hard negatives, clipped
-   inverse-propensity weights ** 0.5 normalised to mean 1, 20% of queries held out by hash;
+3. mining as scheduler/miner.py was when the sweeps ran (2026-11-26/27): (query, clicked doc) pairs,
+   skip-above hard negatives, clipped inverse-propensity weights summed per pair, then ** 0.5,
+   normalised to mean 1, 20% of queries held out by hash. The miner has since moved on (propensities
+   from interventions, a "no-click next" negative, each click tempered, the newest clicks under the
+   per-user cap); this model was not updated, so its figures are the old miner's;
 4. training as scheduler/training.py ClickTrainer.train: weighted resample, triplets/pairs datasets,
    MultipleNegativesRankingLoss, NO_DUPLICATES batches, lr 2e-5, warmup ratio 0.1;
 5. SciFact test nDCG@10 / Recall@10 / MRR@10 of base and candidate (exact cosine, full corpus);
