@@ -71,7 +71,7 @@ class MiningConfig:
     heldout_min_clicks: int = 1
     max_clicks_per_user: int | None = 200
     max_weight: float = 10.0
-    #: Training weights are (inverse propensity) ** weight_power. 1.0 is plain IPS; 0.5 ("tempered")
+    #: Each click weighs (inverse propensity) ** weight_power. 1.0 is plain IPS; 0.5 ("tempered")
     #: keeps most of the de-biasing at far lower variance, and measured best on SciFact (README).
     weight_power: float = 0.5
     eta: float = 1.0
