@@ -84,6 +84,11 @@ class GateSettings(SettingsGroup):
     tolerance: float = flat(
         "gate_tolerance", 0.02, "Largest drop on held-out clicks a candidate may show and still be tried.", ge=0
     )
+    alpha: float = flat(
+        "gate_alpha", 0.05,
+        "A held-out drop beyond gate_tolerance refuses a candidate only at this one-sided significance "
+        "(paired t-test over queries); an unresolved drop is left to the challenger phase.", gt=0, lt=0.5,
+    )
     min_queries: int = flat("gate_min_queries", 10, "Held-out queries needed to decide at all.", ge=1)
     heldout_fraction: float = flat(
         "heldout_fraction", 0.1,

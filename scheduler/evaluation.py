@@ -76,7 +76,8 @@ class Scores:
     mrr_at_10: float
     recall_at_10: float
     queries: int
-    per_query_ndcg: dict[str, float] = field(default_factory=dict, repr=False)
+    #: metric -> query id -> that query's value: what a paired comparison of two models needs.
+    per_query: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
 
     def get(self, metric: str) -> float:
         return {"ndcg@10": self.ndcg_at_10, "mrr@10": self.mrr_at_10, "recall@10": self.recall_at_10}[metric]
@@ -97,7 +98,8 @@ def ir_metrics(
     With gains of 1.0 and no ``judged`` pools these are exactly InformationRetrievalEvaluator's
     definitions (a test pins it); with pools, each ranking is first condensed to judged documents.
     """
-    ndcgs, mrrs, recalls, per_query = [], [], [], {}
+    ndcgs, mrrs, recalls = [], [], []
+    per_query: dict[str, dict[str, float]] = {"ndcg@10": {}, "mrr@10": {}, "recall@10": {}}
     for qid, rels in _graded(relevant).items():
         if not rels:
             continue
@@ -115,7 +117,8 @@ def ir_metrics(
         ndcgs.append(ndcg)
         mrrs.append(0.0 if first is None else 1.0 / (first + 1))
         recalls.append(sum(1 for doc in top if doc in rels) / len(rels))
-        per_query[qid] = ndcg
+        for metric, values in (("ndcg@10", ndcgs), ("mrr@10", mrrs), ("recall@10", recalls)):
+            per_query[metric][qid] = values[-1]
     n = len(ndcgs)
     mean = (lambda xs: sum(xs) / n) if n else (lambda xs: 0.0)
     return Scores(mean(ndcgs), mean(mrrs), mean(recalls), n, per_query)

@@ -55,7 +55,15 @@ def test_matches_information_retrieval_evaluator(settings: ClicktuneSettings) ->
 
 
 def _scores(ndcg: float, queries: int = 50) -> Scores:
-    return Scores(ndcg, ndcg, ndcg, queries)
+    """Every query at the same value: a difference between two of these is exact, not noisy."""
+    same = {f"q{i}": ndcg for i in range(queries)}
+    return Scores(ndcg, ndcg, ndcg, queries, {m: dict(same) for m in ("ndcg@10", "mrr@10", "recall@10")})
+
+
+def _per_query_scores(values: list[float]) -> Scores:
+    per_query = {f"q{i}": v for i, v in enumerate(values)}
+    mean = sum(values) / len(values)
+    return Scores(mean, mean, mean, len(values), {"ndcg@10": per_query})
 
 
 def test_offline_check_refuses_clear_regressions_only() -> None:
@@ -82,6 +90,28 @@ def test_offline_check_refuses_clear_regressions_only() -> None:
         {"heldout": _scores(0.60), "golden": _scores(0.697)},
     )
     assert golden_ok.passed
+
+
+def test_a_held_out_drop_refuses_only_when_significantly_beyond_the_tolerance() -> None:
+    """Eighty noisy click-labelled queries cannot tell a 0.03 drop from none: such a candidate goes on
+    to the interleaving judge. The same mean drop on every query, or a large one, is refused."""
+    check = OfflineCheck(metric="ndcg@10", tolerance=0.02, min_queries=10)
+    champion = _per_query_scores([0.8] * 80)
+    # Half the queries gain 0.27, half lose 0.33: mean drop 0.03, standard error ~0.034.
+    noisy = _per_query_scores([1.07 if i % 2 else 0.47 for i in range(80)])
+    unresolved = check.decide("v0001", "v0002", {"heldout": champion}, {"heldout": noisy})
+    assert unresolved.passed and "not significantly beyond" in unresolved.reason, unresolved.reason
+    assert unresolved.drop_p_value is not None and unresolved.drop_p_value > 0.3
+    # Same spread around a 0.15 drop: well beyond the tolerance, with confidence.
+    broken = _per_query_scores([0.95 if i % 2 else 0.35 for i in range(80)])
+    refused = check.decide("v0001", "v0002", {"heldout": champion}, {"heldout": broken})
+    assert not refused.passed and "< alpha 0.05" in refused.reason, refused.reason
+    assert refused.drop_p_value is not None and refused.drop_p_value < 0.001
+    # A drop within the tolerance never needs the test.
+    within = check.decide("v0001", "v0002", {"heldout": champion}, {"heldout": _per_query_scores([0.79] * 80)})
+    assert within.passed and within.drop_p_value is None
+    with pytest.raises(ValueError, match="alpha"):
+        OfflineCheck(alpha=0.5)
 
 
 def test_report_only_sets_are_scored_and_recorded_but_never_decide(settings: ClicktuneSettings) -> None:
