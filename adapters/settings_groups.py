@@ -115,6 +115,11 @@ class ChallengerSettings(SettingsGroup):
     last_look: int = flat(
         "challenger_last_look", 3200, "Decided searches at the last look; looks double from the first.", ge=10
     )
+    interim_z: float = flat(
+        "challenger_interim_z", 3.0,
+        "Boundary at every look before the last (Haybittle-Peto): promote at z >= it, drop at z <= -it.",
+        ge=2.0,
+    )
     max_hours: float = flat(
         "challenger_max_hours", 168.0, "A phase still undecided after this long drops its challenger.", gt=0
     )

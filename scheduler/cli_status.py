@@ -214,7 +214,8 @@ def print_status(data: dict[str, Any], console: Console) -> None:
             f"challenger [bold]{challenger['challenger']}[/] vs champion {challenger['champion']} since "
             f"{_when(challenger['started_at'])} ({challenger['interleave_share']:.0%} of searches interleaved): "
             f"{challenger['searches']} searches, {challenger['wins']} wins, {challenger['losses']} losses, "
-            f"{challenger['ties']} ties, z {challenger['z']:+.2f} (boundary ±{challenger['boundary']:.2f}); "
+            f"{challenger['ties']} ties, z {challenger['z']:+.2f} (boundary ±{challenger['interim_boundary']:.2f} "
+            f"before the last look, {challenger['boundary']:.2f} at it); "
             f"{challenger['reason']}"
         )
     else:

@@ -234,7 +234,8 @@ def _table(console: Console, report: dict[str, Any]) -> None:
         console.print(f"challenger phase: {verdict.get('logged', verdict.get('searches'))} interleaved searches; "
                       f"decided on the first {verdict.get('searches')}: {verdict.get('wins')} wins, "
                       f"{verdict.get('losses')} losses, {verdict.get('ties')} ties, z {verdict.get('z')} "
-                      f"(boundary ±{verdict.get('boundary')}) -> [bold]{report['outcome']}[/]")
+                      f"(boundary ±{verdict.get('interim_boundary')} before the last look, "
+                      f"{verdict.get('boundary')} at it) -> [bold]{report['outcome']}[/]")
     table = Table(title="SciFact test queries (never used for training)")
     table.add_column("")
     for col in ("model", "nDCG@10", "Recall@10", "MRR@10"):
@@ -277,8 +278,10 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     looks = verdict.get("looks") or []
     if looks:
         middle.plot([look["decided"] for look in looks], [look["z"] for look in looks], "o-", label="z at each look")
-        middle.axhline(verdict["boundary"], color="tab:green", ls="--", label=f"promote at z >= {verdict['boundary']:.2f}")
-        middle.axhline(-verdict["boundary"], color="tab:red", ls="--", label="drop")
+        xs, bounds = [look["decided"] for look in looks], [look.get("boundary", verdict["boundary"]) for look in looks]
+        middle.plot(xs, bounds, "--", color="tab:green", label="promote at z >= the look's boundary")
+        middle.plot(xs, [-b for b in bounds], "--", color="tab:red", label="drop")
+        middle.axhline(verdict["boundary"], color="tab:green", ls=":", label=f"last look's boundary {verdict['boundary']:.2f}")
         middle.set_xscale("log", base=2)
         middle.set_xlabel("decided searches (wins + losses)")
         middle.set_ylabel("sign-test z")

@@ -15,7 +15,7 @@ from loop_fixtures import lose_lease
 from shared_homes import clone_home
 
 from clicktune.adapters import ClicktuneSettings, ModelRegistry
-from clicktune.adapters.errors import ChallengerRunningError, LeaseLostError
+from clicktune.adapters.errors import ChallengerRunningError, ConfigurationError, LeaseLostError
 from clicktune.adapters.qdrant import CollectionVersion, close_shared_clients
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
@@ -32,8 +32,12 @@ def test_looks_double_and_the_boundary_matches_known_values() -> None:
     test = SequentialSignTest(alpha=0.05, first_look=100, last_look=1600)
     assert test.looks == (100, 200, 400, 800, 1600)
     assert SequentialSignTest(0.05, 100, 100).boundary == pytest.approx(1.645, abs=0.01)  # one look: plain z test
-    assert 2.1 < test.boundary < 2.3  # more looks need a higher bar
+    # Interim looks at z 3 spend little alpha, so the last look's bar stays near the one-look 1.645
+    # (a constant Pocock boundary over these five looks would be about 2.2).
+    assert 1.66 < test.boundary < 1.70
     assert SequentialSignTest(0.05, 100, 300).looks == (100, 200, 300)
+    with pytest.raises(ConfigurationError, match="challenger_interim_z"):
+        SequentialSignTest(alpha=0.05, first_look=100, last_look=3200, interim_z=2.0)
 
 
 def test_decisions_on_hand_made_counts() -> None:
@@ -43,7 +47,7 @@ def test_decisions_on_hand_made_counts() -> None:
     clear_win = [1] * 70 + [-1] * 30 + [0] * 80
     verdict = test.decide(clear_win)
     assert verdict.decision == "promote" and verdict.wins == 70 and verdict.losses == 30 and verdict.ties == 0
-    assert verdict.z == pytest.approx(4.0) and verdict.looks == [{"decided": 100, "z": 4.0}]
+    assert verdict.z == pytest.approx(4.0) and verdict.looks == [{"decided": 100, "z": 4.0, "boundary": 3.0}]
     # The counts are those the decision was taken on; searches logged after the deciding look are
     # counted apart and cannot move the recorded z below the boundary it crossed.
     assert (verdict.searches, verdict.logged) == (100, 180)
@@ -56,8 +60,16 @@ def test_decisions_on_hand_made_counts() -> None:
     # Looks use the first n decided searches in time order, so later searches cannot rewrite a look.
     even_then_good = [1, -1] * 50 + [1] * 100
     verdict = test.decide(even_then_good)
-    assert verdict.looks[0] == {"decided": 100, "z": 0.0} and verdict.decision == "promote"
-    assert verdict.looks[1]["decided"] == 200 and verdict.looks[1]["z"] >= c
+    assert verdict.looks[0] == {"decided": 100, "z": 0.0, "boundary": 3.0} and verdict.decision == "promote"
+    assert verdict.looks[1]["decided"] == 200 and verdict.looks[1]["z"] >= 3.0
+    # Between the last look's bar and the interim one: only the last look promotes it.
+    modest = [1, 1, 1, -1, -1] * 40  # z 2.0 after 100, 2.83 after 200; 2.0 after 400 if the rest split
+    assert test.decide(modest).decision == "continue"
+    at_last = test.decide(modest + [1, -1] * 100)
+    assert at_last.decision == "promote" and at_last.z == pytest.approx(2.0) and c < 2.0
+    assert at_last.looks[-1] == {"decided": 400, "z": 2.0, "boundary": round(c, 4)}
+    # Clearly worse at an interim look: dropped there, without waiting for the last look.
+    assert test.decide([-1] * 70 + [1] * 30).reason.endswith("after 100 decided searches: worse")
     # No crossing by the last look: dropped; undecided at the time bound: dropped.
     assert test.decide([1, -1] * 200).decision == "drop"
     assert test.decide([1, -1] * 60, expired=True).decision == "drop"
