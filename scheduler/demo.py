@@ -277,8 +277,8 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     verdict = report["challenger_phase"].get("verdict") or {}
     looks = verdict.get("looks") or []
     if looks:
-        middle.plot([look["decided"] for look in looks], [look["z"] for look in looks], "o-", label="z at each look")
-        xs, bounds = [look["decided"] for look in looks], [look.get("boundary", verdict["boundary"]) for look in looks]
+        xs, bounds = [look["decided"] for look in looks], [look["boundary"] for look in looks]
+        middle.plot(xs, [look["z"] for look in looks], "o-", label="z at each look")
         middle.plot(xs, bounds, "--", color="tab:green", label="promote at z >= the look's boundary")
         middle.plot(xs, [-b for b in bounds], "--", color="tab:red", label="drop")
         middle.axhline(verdict["boundary"], color="tab:green", ls=":", label=f"last look's boundary {verdict['boundary']:.2f}")
