@@ -1,7 +1,7 @@
 """Benchmark: does the loop climb? Rounds of traffic, training, offline check and challenger phase on SciFact.
 
 Usage: python benchmarks/scifact_loop.py [--rounds 5] [--epochs 3] [--max-seq-length 256] [--passes 2]
-                                         [--phase-rounds 8] [--train-max-seq-length N]
+                                         [--phase-rounds 16] [--train-max-seq-length N]
 
 ``--max-seq-length`` is the length the issue asks for (256), for serving and, by default, for training
 too (``--train-max-seq-length`` to differ; the product trains at 128 to fit the demo's CPU budget, and
@@ -32,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--passes", type=int, default=2, help="passes of traffic over the train queries before each tick")
-    parser.add_argument("--phase-rounds", type=int, default=8)
+    parser.add_argument("--phase-rounds", type=int, default=16)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--max-seq-length", type=int, default=256)

@@ -88,17 +88,19 @@ class ChallengerLog:
     def searches(self, challenger: Challenger, *, until: datetime | None = None) -> list[InterleavedSearch]:
         """Every interleaved search of the phase (oldest first), with the clicks credited to each model.
 
-        A click credits the model whose ranking contributed the clicked document (team-draft credit);
-        ``until`` leaves out searches too recent for their clicks to have arrived.
+        A click credits the model whose ranking contributed the clicked document (team-draft credit),
+        except on the two rankings' common prefix, where the coin alone chose the team (see
+        ``clicktune.plugin.interleaving``); ``until`` leaves out searches too recent for their clicks.
         """
         credited = tables.impression_results.c.model_version
+        by_choice = tables.impression_results.c.shared.is_not(True)
         query = (
             select(
                 tables.impressions.c.search_id,
                 tables.impressions.c.created_at,
-                func.coalesce(func.sum(case((credited == challenger.challenger_version, 1), else_=0)), 0)
+                func.coalesce(func.sum(case(((credited == challenger.challenger_version) & by_choice, 1), else_=0)), 0)
                 .label("challenger_clicks"),
-                func.coalesce(func.sum(case((credited == challenger.champion_version, 1), else_=0)), 0)
+                func.coalesce(func.sum(case(((credited == challenger.champion_version) & by_choice, 1), else_=0)), 0)
                 .label("champion_clicks"),
             )
             .select_from(tables.impressions)

@@ -23,6 +23,9 @@ class ShownResult(BaseModel):
     #: The model whose ranking contributed this document; set on interleaved searches only (the
     #: impression's ``model_version`` is the champion's otherwise).
     model_version: str | None = None
+    #: On interleaved searches: the document is in both rankings' common prefix, shown at this rank
+    #: whatever the coins said, so a click on it credits neither model (``None`` off interleaving).
+    shared: bool | None = None
 
 
 class Impression(BaseModel):
@@ -84,7 +87,8 @@ class Challenger(BaseModel):
 
 
 class InterleavedSearch(BaseModel):
-    """One interleaved search's credit: clicks on each model's contributed documents."""
+    """One interleaved search's credit: clicks on each model's contributed documents (clicks on the
+    rankings' common prefix credit neither)."""
 
     search_id: str
     created_at: datetime

@@ -9,7 +9,9 @@ candidate with the champion), ``impressions.challenge_id`` (the searches served 
 ``impression_results.model_version`` (which model contributed each shown document), plus
 ``impressions.alias`` so that aliases sharing one database never mix their feedback. Version 3 added
 ``locks.acquired_at``, so an operator sees since when a lease has been held (renewals move only
-``expires_at``).
+``expires_at``). Version 4 added ``impression_results.shared``: the document was in the common prefix
+of both interleaved rankings, so a click on it credits neither model (NULL: not interleaved, or
+logged before version 4, when such clicks were credited by the coin).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Connection,
     DateTime,
@@ -58,7 +61,7 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 metadata = MetaData()
 
 schema_info = Table(
@@ -91,6 +94,7 @@ impression_results = Table(
     Column("rank", Integer, nullable=False),
     Column("score", Float),
     Column("model_version", String(32)),
+    Column("shared", Boolean),
 )
 
 clicks = Table(
@@ -175,3 +179,7 @@ def migrate(conn: Connection, from_version: int) -> None:
         if "acquired_at" not in present:
             sql_type = "DATETIME" if conn.dialect.name == "sqlite" else "TIMESTAMP WITH TIME ZONE"
             conn.execute(text(f"ALTER TABLE clicktune_locks ADD COLUMN acquired_at {sql_type}"))
+    if from_version < 4:
+        present = {c["name"] for c in inspect(conn).get_columns("clicktune_impression_results")}
+        if "shared" not in present:
+            conn.execute(text("ALTER TABLE clicktune_impression_results ADD COLUMN shared BOOLEAN"))

@@ -128,7 +128,7 @@ class ClickLog:
             if impression.results:
                 conn.execute(insert(tables.impression_results), [
                     {"search_id": impression.search_id, "doc_id": r.doc_id, "rank": r.rank, "score": r.score,
-                     "model_version": r.model_version}
+                     "model_version": r.model_version, "shared": r.shared}
                     for r in impression.results
                 ])
 
@@ -344,7 +344,8 @@ def _impression(row: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) ->
         search_id=row["search_id"], query=row["query"], model_version=row["model_version"],
         collection=row["collection"], user_id=row["user_id"], session_id=row["session_id"],
         created_at=row["created_at"], alias=row["alias"], challenge_id=row["challenge_id"],
-        results=[ShownResult(doc_id=r["doc_id"], rank=r["rank"], score=r["score"], model_version=r["model_version"])
+        results=[ShownResult(doc_id=r["doc_id"], rank=r["rank"], score=r["score"], model_version=r["model_version"],
+                                 shared=r["shared"])
                  for r in results],
     )
 

@@ -59,3 +59,20 @@ def test_same_seed_same_interleaving_and_the_coin_is_fair() -> None:
     rng = random.Random(7)
     first_at_top = sum(team_draft(first, second, 10, rng)[0].team == 0 for _ in range(4000))
     assert 1800 < first_at_top < 2200  # each model leads half the time: no position advantage
+
+
+def test_only_the_common_prefix_is_shared_and_it_comes_first_in_its_order() -> None:
+    """A click on the rankings' common prefix is a coin toss (the prefix is shown first whatever the
+    coins say; only the team label is random), so exactly those picks are marked shared."""
+    rng = random.Random(11)
+    for _ in range(500):
+        first, second = _rankings(rng, 15, 10)
+        prefix = rng.randrange(0, 6)
+        second = first[:prefix] + [d for d in second if d not in first[:prefix]][: 10 - prefix]
+        common = next((i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b), 10)
+        picks = team_draft(first, second, 10, rng)
+        assert [p.item for p in picks[:common]] == first[:common]
+        assert [p.shared for p in picks] == [i < common for i in range(len(picks))]
+    ranking = list(range(10))
+    assert all(p.shared for p in team_draft(ranking, ranking, 10, random.Random(0)))
+    assert not any(p.shared for p in team_draft([1, 2, 3], [2, 1, 3], 3, random.Random(0)))

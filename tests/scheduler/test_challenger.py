@@ -158,19 +158,33 @@ def test_interleaved_results_say_which_model_produced_each_and_clicks_credit_it(
     impression = store.feedback.get_impression(docs[0].metadata["clicktune"]["search_id"])
     assert impression.challenge_id == challenger.id
     assert [r.model_version for r in impression.results] == versions
+    # The query is the start of abstract 5: both models rank it first, a common prefix whose team
+    # only the coin chose, so a click on it credits neither.
+    assert impression.results[0].doc_id == scifact_docs[5][0] and impression.results[0].shared is True
+    assert all(r.shared is not None for r in impression.results)
+    chosen = {r.doc_id for r in impression.results if not r.shared}
 
-    by_version = {v: [d for d in docs if d.metadata["clicktune"]["model_version"] == v] for v in ("v0001", "v0002")}
-    store.record_click(docs[0].metadata["clicktune"]["search_id"], by_version["v0002"][0].id)
-    store.record_click(docs[0].metadata["clicktune"]["search_id"], by_version["v0002"][1].id)
-    store.record_click(docs[0].metadata["clicktune"]["search_id"], by_version["v0001"][0].id)
+    def picked_by(results, version: str) -> list[str]:
+        return [d.id for d in results if d.metadata["clicktune"]["model_version"] == version and d.id in chosen]
+
+    search_id = docs[0].metadata["clicktune"]["search_id"]
+    store.record_click(search_id, docs[0].id)  # shared: no credit
+    store.record_click(search_id, picked_by(docs, "v0002")[0])
+    store.record_click(search_id, picked_by(docs, "v0002")[1])
+    store.record_click(search_id, picked_by(docs, "v0001")[0])
     store.similarity_search(scifact_docs[9][1][:200], k=10)  # shown, never clicked: a tie
     loss = store.similarity_search(scifact_docs[11][1][:200], k=10)
-    store.record_click(loss[0].metadata["clicktune"]["search_id"],
-                       next(d.id for d in loss if d.metadata["clicktune"]["model_version"] == "v0001"))
+    chosen = {r.doc_id for r in store.feedback.get_impression(loss[0].metadata["clicktune"]["search_id"]).results
+              if not r.shared}
+    store.record_click(loss[0].metadata["clicktune"]["search_id"], picked_by(loss, "v0001")[0])
+    only_shared = store.similarity_search(scifact_docs[13][1][:200], k=10)
+    assert store.feedback.get_impression(only_shared[0].metadata["clicktune"]["search_id"]).results[0].shared
+    store.record_click(only_shared[0].metadata["clicktune"]["search_id"], only_shared[0].id)  # a tie, not a coin toss
     searches = store.feedback.challengers.searches(challenger)
-    assert [(s.challenger_clicks, s.champion_clicks, s.outcome) for s in searches] == [(2, 1, 1), (0, 0, 0), (0, 1, -1)]
+    assert [(s.challenger_clicks, s.champion_clicks, s.outcome) for s in searches] == [
+        (2, 1, 1), (0, 0, 0), (0, 1, -1), (0, 0, 0)]
     verdict = phase.judge(challenger)
-    assert (verdict.searches, verdict.wins, verdict.losses, verdict.ties, verdict.decision) == (3, 1, 1, 1, "continue")
+    assert (verdict.searches, verdict.wins, verdict.losses, verdict.ties, verdict.decision) == (4, 1, 1, 2, "continue")
 
 
 def test_interleave_share_sets_how_many_searches_are_interleaved_and_a_store_may_opt_out(

@@ -185,9 +185,37 @@ def test_a_schema_2_database_gains_the_locks_acquired_at_column(db_url: str) -> 
     log.close()
     migrated = ClickLog(db_url)
     with migrated.engine.connect() as conn:
-        assert conn.execute(text("SELECT version FROM clicktune_schema")).scalar() == tables.SCHEMA_VERSION == 3
+        assert conn.execute(text("SELECT version FROM clicktune_schema")).scalar() == tables.SCHEMA_VERSION == 4
     holder = migrated.lock_holder("old-lock")
     assert holder is not None and holder.owner == "worker-a" and holder.acquired_at is None
     assert migrated.acquire_lock("new-lock", "worker-b", 600)
     assert migrated.lock_holder("new-lock").acquired_at is not None
+    migrated.close()
+
+
+def test_a_schema_3_database_gains_the_shared_column_and_keeps_crediting_its_clicks(db_url: str) -> None:
+    """Version 4 added impression_results.shared (a click on both rankings' common prefix credits
+    neither model). A schema-3 database is migrated in place; its interleaved searches read back
+    with ``shared`` unknown (None) and their clicks keep the credit they had."""
+    from sqlalchemy import text
+
+    log, sid = ClickLog(db_url), str(uuid.uuid4())
+    challenger = log.challengers.start(alias="docs", champion_version="v0001", challenger_version="v0002",
+                                       champion_collection="docs__v0001", challenger_collection="docs__v0002",
+                                       interleave_share=1.0, offline={})
+    log.log_impression(Impression(search_id=sid, query="q", model_version="v0001", collection="docs__v0001",
+                                  alias="docs", challenge_id=challenger.id,
+                                  results=[ShownResult(doc_id="a", rank=1, model_version="v0002", shared=True),
+                                           ShownResult(doc_id="b", rank=2, model_version="v0001", shared=False)]))
+    log.record_click(sid, "a")
+    with log.engine.begin() as conn:  # make it the schema-3 database the previous release left
+        conn.execute(text("ALTER TABLE clicktune_impression_results DROP COLUMN shared"))
+        conn.execute(text("UPDATE clicktune_schema SET version = 3"))
+    log.close()
+    migrated = ClickLog(db_url)
+    with migrated.engine.connect() as conn:
+        assert conn.execute(text("SELECT version FROM clicktune_schema")).scalar() == tables.SCHEMA_VERSION == 4
+    assert [r.shared for r in migrated.get_impression(sid).results] == [None, None]
+    [search] = migrated.challengers.searches(challenger)
+    assert (search.challenger_clicks, search.champion_clicks) == (1, 0)  # as credited before version 4
     migrated.close()
