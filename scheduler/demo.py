@@ -279,8 +279,9 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     if looks:
         xs, bounds = [look["decided"] for look in looks], [look["boundary"] for look in looks]
         middle.plot(xs, [look["z"] for look in looks], "o-", label="z at each look")
-        middle.plot(xs, bounds, "--", color="tab:green", label="promote at z >= the look's boundary")
-        middle.plot(xs, [-b for b in bounds], "--", color="tab:red", label="drop")
+        # A bar per look as well as the line, so a phase decided at its first look still shows its bar.
+        middle.plot(xs, bounds, ls="--", marker="_", ms=18, color="tab:green", label="promote at z >= the look's boundary")
+        middle.plot(xs, [-b for b in bounds], ls="--", marker="_", ms=18, color="tab:red", label="drop")
         middle.axhline(verdict["boundary"], color="tab:green", ls=":", label=f"last look's boundary {verdict['boundary']:.2f}")
         middle.set_xscale("log", base=2)
         middle.set_xlabel("decided searches (wins + losses)")
