@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from clicktune.adapters import ClicktuneSettings
-from clicktune.adapters.clicklog import ClickLog
+from clicktune.adapters.clicklog import ClickLog, Impression, ShownResult
 from clicktune.adapters.qdrant import AliasedCollections, IndexHandle, VersionIndex, close_shared_clients
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.cli import main
@@ -122,10 +123,22 @@ def test_status_shows_window_counts_lock_holder_next_run_and_challenger_tally(
     BlueGreenReindexer(handle).run("v0002", hand_off=lambda live, built, _: phase.start(live, built, {}))
     with ClicktuneEmbeddings(settings, watch=False) as emb:
         store = ClicktuneVectorStore(settings, embeddings=emb, client=handle.client)
-        clicked = store.similarity_search("alpha beta", k=3)
-        store.record_click(clicked[0].metadata["clicktune"]["search_id"], clicked[0].id)
+        shown = store.similarity_search("alpha beta", k=3)
+        search_id = shown[0].metadata["clicktune"]["search_id"]
+        # Both models rank these three documents alike: all of it is their common prefix, so this
+        # click credits neither and the search is a tie.
+        assert all(r.shared for r in feedback.get_impression(search_id).results)
+        store.record_click(search_id, shown[0].id)
         store.similarity_search("gamma", k=3)  # shown, not clicked: a tie
-    credited = clicked[0].metadata["clicktune"]["model_version"]
+    # A search where the two rankings differed (as a serving process logs it) and the user chose the
+    # challenger's document: a win.
+    won = str(uuid.uuid4())
+    feedback.log_impression(Impression(
+        search_id=won, query="epsilon", model_version="v0001", collection="docs__v0001", alias="docs",
+        challenge_id=phase.active().id,
+        results=[ShownResult(doc_id="c", rank=1, model_version="v0002", shared=False),
+                 ShownResult(doc_id="a", rank=2, model_version="v0001", shared=False)]))
+    feedback.record_click(won, "c")
     close_shared_clients()
     taken = datetime.now(timezone.utc)
     assert feedback.acquire_lock(lock_name("docs"), "ops-host:4242:abcd", 600)
@@ -135,7 +148,7 @@ def test_status_shows_window_counts_lock_holder_next_run_and_challenger_tally(
 
     status = _status(cli_home, capsys)
     assert {k: status["feedback_window"][k] for k in ("days", "impressions", "clicks")} == {
-        "days": 90, "impressions": 2, "clicks": 1}
+        "days": 90, "impressions": 3, "clicks": 2}
     assert status["lock"]["owner"] == "ops-host:4242:abcd"
     expires = datetime.fromisoformat(status["lock"]["lease_expires_at"])
     since = datetime.fromisoformat(status["lock"]["acquired_at"])
@@ -145,18 +158,16 @@ def test_status_shows_window_counts_lock_holder_next_run_and_challenger_tally(
     next_run = datetime.fromisoformat(status["schedule"]["next_run_at"]) - datetime.now(timezone.utc)
     assert timedelta(minutes=58) < next_run <= timedelta(minutes=60)
     challenger = status["challenger"]
-    win = credited == "v0002"
     assert (challenger["challenger"], challenger["champion"], challenger["decision"]) == ("v0002", "v0001", "continue")
-    assert (challenger["searches"], challenger["wins"], challenger["losses"], challenger["ties"]) == (
-        2, int(win), int(not win), 1)
-    assert challenger["z"] == (1.0 if win else -1.0)
+    assert (challenger["searches"], challenger["wins"], challenger["losses"], challenger["ties"]) == (3, 1, 0, 2)
+    assert challenger["z"] == 1.0
 
     assert main(["--home", str(cli_home), "status"]) == 0
     out = capsys.readouterr().out
-    assert "feedback window (last 90 days): 2 searches, 1 clicks on alias docs" in out
+    assert "feedback window (last 90 days): 3 searches, 2 clicks on alias docs" in out
     assert f"lock: held by ops-host:4242:abcd since {str(since)[:19]} UTC (lease runs to" in out
     assert "next run: " in out and "(every 60 min)" in out
-    assert "challenger v0002 vs champion v0001" in out and "2 searches" in out and "1 ties" in out
+    assert "challenger v0002 vs champion v0001" in out and "3 searches" in out and "2 ties" in out
     feedback.release_lock(lock_name("docs"), "ops-host:4242:abcd")
     feedback.close()
 
