@@ -345,7 +345,7 @@ def _impression(row: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) ->
         collection=row["collection"], user_id=row["user_id"], session_id=row["session_id"],
         created_at=row["created_at"], alias=row["alias"], challenge_id=row["challenge_id"],
         results=[ShownResult(doc_id=r["doc_id"], rank=r["rank"], score=r["score"], model_version=r["model_version"],
-                                 shared=r["shared"])
+                             shared=r["shared"])
                  for r in results],
     )
 
