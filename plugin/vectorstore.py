@@ -262,13 +262,13 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         challenger = self._challenger_for_this_search(live) if logged and self.annotate_results else None
         if challenger is not None:
             try:
-                results, versions, shared = self._interleaved(query, k, live, challenger, **kwargs)
+                results, credit = self._interleaved(query, k, live, challenger, **kwargs)
             except Exception as exc:  # noqa: BLE001 - the challenger must never fail a user's search
                 log.warning("interleaving with %s failed (%s: %s); serving the champion alone",
                             challenger.challenger_version, type(exc).__name__, exc)
             else:
                 return self._annotate_and_log(query, results, live, log_impression, user_id, session_id,
-                                    versions=versions, shared=shared, challenge_id=challenger.id)
+                                    credit=credit, challenge_id=challenger.id)
         results = self.store_for(live).similarity_search_with_score(query, k, **kwargs)
         return self._annotate_and_log(query, results, live, log_impression, user_id, session_id)
 
@@ -304,12 +304,11 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
 
     def _interleaved(
         self, query: str, k: int, live: CollectionVersion, challenger: Challenger, **kwargs: Any
-    ) -> tuple[list[tuple[Document, float]], list[str], list[bool]]:
+    ) -> tuple[list[tuple[Document, float]], list[tuple[str, bool]]]:
         """Team-draft interleaving of the champion's and the challenger's top ``k``.
 
         Each model embeds the query for its own collection (docs/ARCHITECTURE.md invariant 1, per
         result), and each shown document keeps the score and version of the model that contributed it.
-        The third list says which results are in both rankings' common prefix (they credit neither).
         """
         other = CollectionVersion(challenger.challenger_collection, challenger.challenger_version)
         teams = (
@@ -322,7 +321,7 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         picks = team_draft([str(d.id) for d, _ in teams[0]], [str(d.id) for d, _ in teams[1]], k,
                            random.Random(seed))
         versions = (live.version, other.version)
-        return [by_id[p.team][p.item] for p in picks], [versions[p.team] for p in picks], [p.shared for p in picks]
+        return [by_id[p.team][p.item] for p in picks], [(versions[p.team], p.shared) for p in picks]
 
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
@@ -354,8 +353,7 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         user_id: str | None,
         session_id: str | None,
         *,
-        versions: list[str] | None = None,
-        shared: list[bool] | None = None,
+        credit: list[tuple[str, bool]] | None = None,
         challenge_id: int | None = None,
     ) -> list[tuple[Document, float]]:
         """Annotate each result in ``metadata["clicktune"]`` and log the impression.
@@ -363,17 +361,16 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         The annotations: ``search_id`` (None for a search that is not logged: by vector, or with
         logging off; a click needs a logged search, so no id is handed out that could never take one),
         ``rank`` (1-based), ``model_version`` (the collection it came from) and ``query_model_version``
-        (the model that embedded the query: the same one). ``versions`` gives each result's model on an
-        interleaved search, and ``shared`` which of them are in both rankings' common prefix. A logging failure never fails the search: it is a warning and
-        ``impression_logger.failures``.
+        (the model that embedded the query: the same one). ``credit`` gives each result's model on an
+        interleaved search and whether it is in both rankings' common prefix. A logging failure never
+        fails the search: it is a warning and ``impression_logger.failures``.
         """
         if not self.annotate_results:
             return results
         logged = query is not None and (self.log_impressions if log_impression is None else log_impression)
         search_id = str(uuid.uuid4()) if logged else None
-        per_result = versions or [live.version] * len(results)
-        in_prefix = shared or [False] * len(results)
-        for rank, ((doc, _score), version) in enumerate(zip(results, per_result, strict=True), start=1):
+        shown_by: list[tuple[str, bool | None]] = list(credit) if credit else [(live.version, None)] * len(results)
+        for rank, ((doc, _score), (version, _)) in enumerate(zip(results, shown_by, strict=True), start=1):
             doc.metadata[ANNOTATIONS_KEY] = {"search_id": search_id, "rank": rank, "model_version": version,
                                              "query_model_version": version}
         if results and search_id is not None:
@@ -381,10 +378,8 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
                 search_id=search_id, query=query, model_version=live.version, collection=live.collection,
                 user_id=user_id, session_id=session_id, alias=self.alias, challenge_id=challenge_id,
                 results=[ShownResult(doc_id=str(doc.id), rank=rank, score=None if math.isnan(score) else float(score),
-                                     model_version=version if challenge_id is not None else None,
-                                     shared=common if challenge_id is not None else None)
-                         for rank, ((doc, score), version, common)
-                         in enumerate(zip(results, per_result, in_prefix, strict=True), start=1)],
+                                     model_version=version if credit else None, shared=common)
+                         for rank, ((doc, score), (version, common)) in enumerate(zip(results, shown_by, strict=True), 1)],
             ))
         return results
 

@@ -172,20 +172,28 @@ def test_run_history(db_url: str) -> None:
     assert log.runs()[1]["outcome"]["reason"] == "too small"
 
 
-def test_a_schema_2_database_gains_the_locks_acquired_at_column(db_url: str) -> None:
-    """Version 3 added locks.acquired_at; a database written by the previous release is migrated in
-    place on open (SQLite and PostgreSQL), and a lock taken before keeps working (since: unknown)."""
+def _reopened_as_older_schema(log: ClickLog, db_url: str, version: int, drop_column: tuple[str, str]) -> ClickLog:
+    """Make ``log``'s database the one an older clicktune left (without ``drop_column``, at schema
+    ``version``), then open it again: the migration on open must bring it to the current schema."""
     from sqlalchemy import text
 
-    log = ClickLog(db_url)
-    assert log.acquire_lock("old-lock", "worker-a", 600)
-    with log.engine.begin() as conn:  # make it the schema-2 database an older clicktune left
-        conn.execute(text("ALTER TABLE clicktune_locks DROP COLUMN acquired_at"))
-        conn.execute(text("UPDATE clicktune_schema SET version = 2"))
+    table, column = drop_column
+    with log.engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(text(f"UPDATE clicktune_schema SET version = {version}"))
     log.close()
     migrated = ClickLog(db_url)
     with migrated.engine.connect() as conn:
         assert conn.execute(text("SELECT version FROM clicktune_schema")).scalar() == tables.SCHEMA_VERSION == 4
+    return migrated
+
+
+def test_a_schema_2_database_gains_the_locks_acquired_at_column(db_url: str) -> None:
+    """Version 3 added locks.acquired_at; a database written by the previous release is migrated in
+    place on open (SQLite and PostgreSQL), and a lock taken before keeps working (since: unknown)."""
+    log = ClickLog(db_url)
+    assert log.acquire_lock("old-lock", "worker-a", 600)
+    migrated = _reopened_as_older_schema(log, db_url, 2, ("clicktune_locks", "acquired_at"))
     holder = migrated.lock_holder("old-lock")
     assert holder is not None and holder.owner == "worker-a" and holder.acquired_at is None
     assert migrated.acquire_lock("new-lock", "worker-b", 600)
@@ -197,8 +205,6 @@ def test_a_schema_3_database_gains_the_shared_column_and_keeps_crediting_its_cli
     """Version 4 added impression_results.shared (a click on both rankings' common prefix credits
     neither model). A schema-3 database is migrated in place; its interleaved searches read back
     with ``shared`` unknown (None) and their clicks keep the credit they had."""
-    from sqlalchemy import text
-
     log, sid = ClickLog(db_url), str(uuid.uuid4())
     challenger = log.challengers.start(alias="docs", champion_version="v0001", challenger_version="v0002",
                                        champion_collection="docs__v0001", challenger_collection="docs__v0002",
@@ -208,13 +214,7 @@ def test_a_schema_3_database_gains_the_shared_column_and_keeps_crediting_its_cli
                                   results=[ShownResult(doc_id="a", rank=1, model_version="v0002", shared=True),
                                            ShownResult(doc_id="b", rank=2, model_version="v0001", shared=False)]))
     log.record_click(sid, "a")
-    with log.engine.begin() as conn:  # make it the schema-3 database the previous release left
-        conn.execute(text("ALTER TABLE clicktune_impression_results DROP COLUMN shared"))
-        conn.execute(text("UPDATE clicktune_schema SET version = 3"))
-    log.close()
-    migrated = ClickLog(db_url)
-    with migrated.engine.connect() as conn:
-        assert conn.execute(text("SELECT version FROM clicktune_schema")).scalar() == tables.SCHEMA_VERSION == 4
+    migrated = _reopened_as_older_schema(log, db_url, 3, ("clicktune_impression_results", "shared"))
     assert [r.shared for r in migrated.get_impression(sid).results] == [None, None]
     [search] = migrated.challengers.searches(challenger)
     assert (search.challenger_clicks, search.champion_clicks) == (1, 0)  # as credited before version 4
