@@ -71,6 +71,11 @@ class TrainingSettings(SettingsGroup):
         "(x1.6 pairs/s at equal nDCG@10 on this project's CPU, benchmarks/precision.py), else fp32.",
     )
     min_pairs: int = flat("train_min_pairs", 32, "Fewer mined pairs than this: no training.", ge=1)
+    max_rows: int | None = flat(
+        "train_max_rows", 1024,
+        "Rows an epoch at most: more mined pairs are resampled by weight to this many, so a tick's "
+        "training time stays bounded as clicks pile up (README). None: one row per pair.", ge=1,
+    )
 
 
 class GateSettings(SettingsGroup):

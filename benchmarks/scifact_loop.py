@@ -17,6 +17,13 @@ records the champion's and the candidate's test nDCG@10 (the 300 test queries, n
 interleaving counts and z, the decision, and whether the decision agreed with the test set. The
 targets (a benchmark, not a test): x1.05 over the base model after round 1, x1.06 after 5 rounds, and
 no promotion of a candidate that is worse on test.
+
+``--resume HOME`` continues a run cut short (its home is printed at the start; ``--out`` must be its
+JSON) after its last complete round: the loop's state (feedback database, Qdrant, registry) is on
+disk by design, and each round's traffic is seeded by its number. It refuses a home with a challenger
+still running (a cut inside a phase) or settings that differ from the JSON's; searches logged after
+the last complete round (a cut inside the next round's traffic) stay in the log and are counted in
+the report (``extra_searches_at_resume``).
 """
 
 from __future__ import annotations
@@ -39,8 +46,11 @@ def main() -> None:
     parser.add_argument("--train-max-seq-length", type=int, default=None, help="default: --max-seq-length")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-max-rows", type=int, default=None, help="default: the product's train_max_rows")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scifact_loop.json"))
+    parser.add_argument("--resume", type=Path, default=None, help="home of a run cut short; --out is its JSON")
     args = parser.parse_args()
+    previous = _previous_run(args) if args.resume else None
 
     from clicktune.adapters import ClicktuneSettings
     from clicktune.adapters.qdrant import close_shared_clients
@@ -52,12 +62,15 @@ def main() -> None:
 
     data = BeirDataset.load(BUNDLED_SCIFACT)
     test = EvalSet(data.split_queries("test"), {q: set(r) for q, r in data.qrels["test"].items()}, name="test")
+    home = args.resume or Path(tempfile.mkdtemp(prefix="clicktune-scifact-"))
+    print(f"home {home} (--resume {home} --out {args.out} continues a run cut short)", flush=True)
     settings = ClicktuneSettings(
-        home=Path(tempfile.mkdtemp(prefix="clicktune-scifact-")), max_seq_length=args.max_seq_length,
+        home=home, max_seq_length=args.max_seq_length,
         train_epochs=args.epochs, precision=args.precision,
         progress=True, min_new_clicks=1, seed=args.seed, interleave_share=1.0, challenger_settle_seconds=0.0,
         challenger_refresh_seconds=0.0, watch_registry=False,
         train_max_seq_length=args.train_max_seq_length or args.max_seq_length,
+        **({"train_max_rows": args.train_max_rows} if args.train_max_rows else {}),
     )
     emb = ClicktuneEmbeddings(settings, watch=False)
     store = ClicktuneVectorStore(settings, embeddings=emb)
@@ -70,15 +83,24 @@ def main() -> None:
         ClickSimulator(data, store.similarity_search, store.record_click,
                        SimulationConfig(rounds=passes, users=args.users, seed=seed), show_progress=True).run()
 
-    t = time.perf_counter()
-    docs = list(data.corpus.values())
-    store.add_texts([d.content for d in docs], ids=[d.doc_id for d in docs], batch_size=512)
-    live = store.collections.require_live()
-    base = scored(live.version)
-    print(f"base {live.version}: test nDCG@10 {base:.4f} ({time.perf_counter() - t:.0f}s to index)", flush=True)
-    loop = RetrainLoop(settings, handle=handle, feedback=store.feedback)
     rounds: list[dict] = []
-    for number in range(1, args.rounds + 1):
+    if previous is not None:
+        if store.active_challenger() is not None:
+            raise SystemExit(f"{home} was cut inside a challenger phase: resume only between rounds")
+        base, rounds = previous["base_ndcg"], previous["rounds"]
+        logged = store.feedback.stats()["impressions"]
+        args.extra_searches_at_resume = logged - rounds[-1]["searches_logged_total"]
+        print(f"resuming after round {len(rounds)}: {args.extra_searches_at_resume} searches logged after it",
+              flush=True)
+    else:
+        t = time.perf_counter()
+        docs = list(data.corpus.values())
+        store.add_texts([d.content for d in docs], ids=[d.doc_id for d in docs], batch_size=512)
+        live = store.collections.require_live()
+        base = scored(live.version)
+        print(f"base {live.version}: test nDCG@10 {base:.4f} ({time.perf_counter() - t:.0f}s to index)", flush=True)
+    loop = RetrainLoop(settings, handle=handle, feedback=store.feedback)
+    for number in range(len(rounds) + 1, args.rounds + 1):
         started = time.perf_counter()
         traffic(args.seed * 1000 + number, args.passes)
         live = store.collections.require_live()
@@ -88,6 +110,8 @@ def main() -> None:
         challenger = store.active_challenger()
         if opened.status == "challenger" and challenger is not None:
             row["candidate"] = challenger.challenger_version
+            training = handle.registry.get(challenger.challenger_version).training
+            row["train"] = {k: training.get(k) for k in ("pairs", "rows_trained", "seconds")}
             row["candidate_ndcg"] = scored(challenger.challenger_version)
             outcome = opened
             for phase_round in range(args.phase_rounds):
@@ -108,6 +132,7 @@ def main() -> None:
         row["live_ndcg_after"] = scored(live.version)
         row["x_base"] = row["live_ndcg_after"] / base
         row["seconds"] = round(time.perf_counter() - started, 1)
+        row["searches_logged_total"] = store.feedback.stats()["impressions"]
         rounds.append(row)
         print(json.dumps(row), flush=True)
         _write_report(args, base, rounds)  # after every round, so a run cut short keeps what it measured
@@ -122,6 +147,21 @@ def main() -> None:
               f"{r.get('wins') or 0:>5} {r.get('losses') or 0:>5} {r.get('ties') or 0:>5} {r.get('z') or 0:>6.2f} "
               f"{r['decision']:>9} {str(r.get('agrees_with_test')):>6} {r['x_base']:>7.4f}")
     print(f"targets: {report['targets']}\nJSON: {args.out}")
+
+
+def _previous_run(args: argparse.Namespace) -> dict:
+    """The JSON of the run to continue, refused where it does not match these settings."""
+    if not args.out.is_file():
+        raise SystemExit(f"--resume needs the cut run's JSON as --out; {args.out} does not exist")
+    previous = json.loads(args.out.read_text())
+    if not previous.get("rounds") or "searches_logged_total" not in previous["rounds"][-1]:
+        raise SystemExit(f"{args.out} has no complete round to continue from (or predates --resume)")
+    fixed = ("passes", "phase_rounds", "users", "epochs", "max_seq_length", "train_max_seq_length", "precision",
+             "seed", "train_max_rows")
+    differ = [k for k in fixed if previous["settings"].get(k) != getattr(args, k)]
+    if differ:
+        raise SystemExit(f"--resume with other settings than the cut run's: {', '.join(differ)}")
+    return previous
 
 
 def _write_report(args: argparse.Namespace, base: float, rounds: list[dict]) -> dict:

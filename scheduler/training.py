@@ -6,8 +6,16 @@ that runs ``SentenceTransformerTrainer`` and registers the result as a ``candida
 
 How the miner's weights are honoured: by **weighted sampling**. MultipleNegativesRankingLoss has no
 per-example weight, so rows are resampled (systematically, seeded) in proportion to their
-inverse-propensity weight, keeping the epoch size; the NO_DUPLICATES batch sampler then keeps a
-repeated row from meeting itself as an in-batch negative.
+inverse-propensity weight, keeping the epoch size up to ``max_rows``; the NO_DUPLICATES batch sampler
+then keeps a repeated row from meeting itself as an in-batch negative.
+
+Why an epoch has a ceiling (``max_rows``): each tick trains the base model on the whole window, and
+repeated traffic keeps adding pairs (mostly single noise clicks of small weight), so an epoch as long
+as the pair count grew a tick's training 670 -> 964 -> 1,655 rows (737 -> 1,772 s) over three rounds
+of the SciFact benchmark. The resample is unbiased at any size (row i's expected count stays proportional to
+its weight), so drawing ``max_rows`` rows bounds the CPU time of a tick without re-weighting anything;
+and because the small-weight pairs were replicated less than once each anyway, what it mostly trims
+is the extra copies of the well-evidenced pairs that a longer epoch adds, i.e. hidden extra epochs.
 
 Rows with a skip-above hard negative and rows without one are two datasets (triplets and pairs)
 trained together with ST's multi-dataset sampler, so no row needs an invented negative.
@@ -50,6 +58,8 @@ class TrainingConfig:
     max_seq_length: int | None = 128
     loss: Literal["mnrl", "cached_mnrl", "matryoshka"] = "mnrl"
     min_pairs: int = 32
+    #: At most this many rows an epoch (a weighted resample of the pairs); None: one row per pair.
+    max_rows: int | None = 1024
     seed: int = 42
     show_progress: bool = False
     matryoshka_dims: tuple[int, ...] = (384, 256, 128, 64)
@@ -94,32 +104,39 @@ def build_loss(model: SentenceTransformer, config: TrainingConfig):
     return base
 
 
-def weighted_resample(weights: np.ndarray, seed: int) -> np.ndarray:
-    """Row indices in proportion to weight, as many as there are rows, by *systematic* resampling.
+def weighted_resample(weights: np.ndarray, seed: int, size: int | None = None) -> np.ndarray:
+    """``size`` row indices (default: as many as there are rows) in proportion to weight, by
+    *systematic* resampling.
 
-    Row i's expected count is n * w_i / sum(w), as with independent draws, so the inverse-propensity
-    weighting stays unbiased; but each count is within one of its expectation (one uniform offset, n
+    Row i's expected count is size * w_i / sum(w), as with independent draws, so the inverse-propensity
+    weighting stays unbiased; but each count is within one of its expectation (one uniform offset, size
     evenly spaced pointers into the cumulative weights). Independent draws with replacement leave about
     a third of the rows out of every epoch by chance alone; on SciFact that cost x1.023 -> x1.041
     mean test nDCG@10 over three seeds (README, training defaults).
     """
     weights = np.asarray(weights, dtype=np.float64)
     n = len(weights)
-    if n == 0:
+    size = n if size is None else size
+    if size < 0:
+        raise ValueError("size must be non-negative")
+    if n == 0 or size == 0:
         return np.zeros(0, dtype=np.int64)
     if np.any(weights < 0) or not np.all(np.isfinite(weights)):
         raise ValueError("weights must be finite and non-negative")
     if weights.sum() == 0:
         weights = np.ones_like(weights)
-    cumulative = np.cumsum(weights / weights.sum()) * n
-    pointers = np.random.default_rng(seed).uniform() + np.arange(n)
+    cumulative = np.cumsum(weights / weights.sum()) * size
+    pointers = np.random.default_rng(seed).uniform() + np.arange(size)
     return np.minimum(np.searchsorted(cumulative, pointers, side="right"), n - 1)
 
 
-def prepare_datasets(train: Dataset, seed: int) -> dict[str, Dataset]:
-    """Split the miner's rows into (anchor, positive) and (anchor, positive, negative) datasets."""
-    if "weight" in train.column_names:
-        train = train.select(weighted_resample(np.asarray(train["weight"]), seed).tolist())
+def prepare_datasets(train: Dataset, seed: int, max_rows: int | None = None) -> dict[str, Dataset]:
+    """Split the miner's rows into (anchor, positive) and (anchor, positive, negative) datasets,
+    resampled by weight to one row per pair or ``max_rows``, whichever is fewer."""
+    size = len(train) if max_rows is None else min(len(train), max_rows)
+    if "weight" in train.column_names or size < len(train):
+        weights = np.asarray(train["weight"]) if "weight" in train.column_names else np.ones(len(train))
+        train = train.select(weighted_resample(weights, seed, size).tolist())
     negatives = train["negative"] if "negative" in train.column_names else [None] * len(train)
     with_neg = [i for i, n in enumerate(negatives) if n]
     without = [i for i, n in enumerate(negatives) if not n]
@@ -165,7 +182,7 @@ class ClickTrainer:
         serving_length = self.settings.max_seq_length or model.max_seq_length
         if self.config.max_seq_length:
             model.max_seq_length = self.config.max_seq_length
-        datasets = prepare_datasets(train, self.config.seed)
+        datasets = prepare_datasets(train, self.config.seed, self.config.max_rows)
         rows = sum(len(d) for d in datasets.values())
         loss = build_loss(model, self.config)
         with tempfile.TemporaryDirectory(prefix="clicktune-train-") as output_dir:
