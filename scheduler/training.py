@@ -10,12 +10,13 @@ inverse-propensity weight, keeping the epoch size up to ``max_rows``; the NO_DUP
 then keeps a repeated row from meeting itself as an in-batch negative.
 
 Why an epoch has a ceiling (``max_rows``): each tick trains the base model on the whole window, and
-repeated traffic keeps adding pairs (mostly single noise clicks of small weight), so an epoch as long
-as the pair count grew a tick's training 670 -> 964 -> 1,655 rows (737 -> 1,772 s) over three rounds
-of the SciFact benchmark. The resample is unbiased at any size (row i's expected count stays proportional to
-its weight), so drawing ``max_rows`` rows bounds the CPU time of a tick without re-weighting anything;
-and because the small-weight pairs were replicated less than once each anyway, what it mostly trims
-is the extra copies of the well-evidenced pairs that a longer epoch adds, i.e. hidden extra epochs.
+repeated traffic keeps adding pairs (many of them documents clicked once, by noise), so an epoch as
+long as the pair count grew a tick's training 670 -> 964 -> 1,655 rows (737 -> 1,772 s) over three
+rounds of the SciFact benchmark. The resample is unbiased at any size (row i's expected count stays
+proportional to its weight), so drawing ``max_rows`` rows bounds the CPU time of a tick without
+re-weighting anything: every pair's share shrinks alike, the well-evidenced pairs lose the extra
+copies that a longer epoch gave them (hidden extra epochs), and a pair whose expected count falls
+under one is kept with that probability.
 
 Rows with a skip-above hard negative and rows without one are two datasets (triplets and pairs)
 trained together with ST's multi-dataset sampler, so no row needs an invented negative.
