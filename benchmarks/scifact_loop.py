@@ -88,7 +88,7 @@ def main() -> None:
         ClickSimulator(data, store.similarity_search, store.record_click,
                        SimulationConfig(rounds=passes, users=args.users, seed=seed), show_progress=True).run()
 
-    def phase(number: int, row: dict, first_pass: int = 0) -> None:
+    def run_phase(number: int, row: dict, first_pass: int = 0) -> None:
         """Passes of traffic, one tick after each, until the challenger's phase is decided."""
         outcome = None
         for phase_pass in range(first_pass, args.phase_rounds):
@@ -103,7 +103,7 @@ def main() -> None:
         better = row["candidate_ndcg"] > row["champion_ndcg"]
         row["agrees_with_test"] = (row["decision"] == "promoted") == better if row["decision"] != "running" else None
 
-    def close(row: dict, started: float) -> None:
+    def finish_round(row: dict, started: float) -> None:
         live = store.collections.require_live()
         row["live_after"] = live.version
         row["live_ndcg_after"] = scored(live.version)
@@ -127,8 +127,8 @@ def main() -> None:
             if last.get("decision") != "running" or last.get("candidate") != challenger.challenger_version:
                 raise SystemExit(f"{home} has a challenger running that {args.out}'s last round does not own")
             started = time.perf_counter()
-            phase(last["round"], last, last.get("phase_passes", previous["settings"]["phase_rounds"]))
-            close(last, started)
+            run_phase(last["round"], last, last.get("phase_passes", previous["settings"]["phase_rounds"]))
+            finish_round(last, started)
     else:
         t = time.perf_counter()
         docs = list(data.corpus.values())
@@ -153,12 +153,12 @@ def main() -> None:
             training = handle.registry.get(challenger.challenger_version).training
             row["train"] = {k: training.get(k) for k in ("pairs", "rows_trained", "seconds")}
             row["candidate_ndcg"] = scored(challenger.challenger_version)
-            phase(number, row)
+            run_phase(number, row)
         else:
             row["decision"] = opened.status
             row["reason"] = opened.reason
         rounds.append(row)
-        close(row, started)
+        finish_round(row, started)
     emb.close()
     close_shared_clients()
 
