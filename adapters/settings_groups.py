@@ -50,7 +50,7 @@ class TrainingSettings(SettingsGroup):
         "train_start_from", "base", "Fine-tune the base model on the whole window (no drift) or the champion."
     )
     epochs: float = flat(
-        "train_epochs", 3.0, "Passes over the mined pairs; 3 beat 1, 2 and 5 in the recipe sweep (README).", gt=0
+        "train_epochs", 3.0, "Passes over the mined pairs; 3 beat 1, 2 and 5 in the recipe sweep (docs/RESULTS.md).", gt=0
     )
     batch_size: int = flat("train_batch_size", 32, "MNRL in-batch negatives grow with it.", ge=2)
     learning_rate: float = flat(
@@ -68,13 +68,13 @@ class TrainingSettings(SettingsGroup):
     precision: Precision = flat(
         "train_precision", "auto",
         "bf16 mixed precision for training; auto = where the hardware runs it natively "
-        "(x1.6 pairs/s at equal nDCG@10 on this project's CPU, benchmarks/precision.py), else fp32.",
+        "(x1.6 pairs/s at equal nDCG@10 on a 2-core AMD EPYC, docs/RESULTS.md), else fp32.",
     )
     min_pairs: int = flat("train_min_pairs", 32, "Fewer mined pairs than this: no training.", ge=1)
     max_rows: int | None = flat(
         "train_max_rows", 1024,
         "Rows an epoch at most: more mined pairs are resampled by weight to this many, so a tick's "
-        "training time stays bounded as clicks pile up (README). None: one row per pair.", ge=1,
+        "training time stays bounded as clicks pile up (docs/RESULTS.md). None: one row per pair.", ge=1,
     )
 
 

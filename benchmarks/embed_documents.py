@@ -4,7 +4,7 @@ Usage: python benchmarks/embed_documents.py [--texts 1000] [--words 200] [--repe
 
 The texts are SciFact abstracts cut to about ``--words`` words (abstracts shorter than that are skipped),
 so they are real paragraphs, not repeated filler. Each precision (fp32, bf16, and what ``auto`` picks on
-this machine) embeds the same texts ``--repeats`` times, runs interleaved so that other load on the
+the CPU it runs on) embeds the same texts ``--repeats`` times, runs interleaved so that other load on the
 shared CPU hits every side alike; the table gives the median texts/s and the ratio to fp32.
 """
 

@@ -3,11 +3,11 @@
 Usage: python benchmarks/scifact_loop.py [--rounds 5] [--epochs 3] [--max-seq-length 256] [--passes 2]
                                          [--phase-rounds 16] [--train-max-seq-length N]
 
-``--max-seq-length`` is the length the issue asks for (256), for serving and, by default, for training
+``--max-seq-length`` is the length the loop's targets are measured at (256), for serving and, by default, for training
 too (``--train-max-seq-length`` to differ; the product trains at 128 to fit the demo's CPU budget, and
 a training step at 256 takes about 4x one at 128 on a 2-core CPU). ``--passes``: passes of traffic
 over the train queries before each tick, 2 as in the demo (with one pass, about 560 clicks, round-1
-candidates measured x1.03-1.045 on this CPU; README).
+candidates measured x1.03-1.045 on a 2-core CPU; docs/RESULTS.md).
 
 Each round: simulated users issue every SciFact train query ``--passes`` times (position-based clicks,
 interleaved with the challenger's results while one runs); one loop tick trains a candidate from all clicks so far

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoConfig:
-    """The demo's budget. Clean clone, install included (README): 10.1 min on a 2-core CPU with native bf16
+    """The demo's budget. Clean clone, install included (docs/RESULTS.md): 10.1 min on a 2-core CPU with native bf16
     (AVX512-BF16), within the 15 aimed for; 23 min on an AVX2-only one (fp32)."""
 
     data_dir: Path = BUNDLED_SCIFACT

@@ -63,8 +63,8 @@ def is_heldout(text: str, fraction: float) -> bool:
 class MiningConfig:
     window_days: float | None = 90.0
     #: Queries (by hash of their text) kept out of training for the offline check. 0.1, not 0.2: the
-    #: check is now only a guard against regressions, and the extra training queries measured
-    #: x1.041 -> x1.052 mean test nDCG@10 on SciFact (README, training defaults).
+    #: check is only a guard against regressions, and the extra training queries measured
+    #: x1.041 -> x1.052 mean test nDCG@10 on SciFact (docs/RESULTS.md, training recipe).
     heldout_fraction: float = 0.1
     min_clicks: int = 1
     #: Held-out labels need this many clicks (their gains are inverse-propensity weighted anyway).
@@ -72,7 +72,7 @@ class MiningConfig:
     max_clicks_per_user: int | None = 200
     max_weight: float = 10.0
     #: Each click weighs (inverse propensity) ** weight_power. 1.0 is plain IPS; 0.5 ("tempered")
-    #: keeps most of the de-biasing at far lower variance, and measured best on SciFact (README).
+    #: keeps most of the de-biasing at far lower variance, and measured best on SciFact (docs/RESULTS.md).
     weight_power: float = 0.5
     eta: float = 1.0
     #: Clicks a pair of neighbouring ranks needs before its measured propensity ratio replaces the prior's.

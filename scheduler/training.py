@@ -113,7 +113,7 @@ def weighted_resample(weights: np.ndarray, seed: int, size: int | None = None) -
     weighting stays unbiased; but each count is within one of its expectation (one uniform offset, size
     evenly spaced pointers into the cumulative weights). Independent draws with replacement leave about
     a third of the rows out of every epoch by chance alone; on SciFact that cost x1.023 -> x1.041
-    mean test nDCG@10 over three seeds (README, training defaults).
+    mean test nDCG@10 over three seeds (docs/RESULTS.md, training recipe).
     """
     weights = np.asarray(weights, dtype=np.float64)
     n = len(weights)

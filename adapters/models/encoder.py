@@ -29,7 +29,7 @@ class VersionEncoder:
     ``query_precision`` to :meth:`encode_query`; both are resolved on construction against the model's
     device, so after ``__init__`` they hold ``"fp32"`` or ``"bf16"``, never ``"auto"``.
     ``query_precision=None`` follows ``precision``: single-query latency measured lower in bf16 too on
-    this project's CPU (benchmarks/precision.py), so the two paths only differ when asked to.
+    a 2-core AMD EPYC (benchmarks/precision.py, docs/RESULTS.md), so the two paths only differ when asked to.
     """
 
     version: str

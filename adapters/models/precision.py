@@ -1,7 +1,7 @@
 """Which floating-point precision to encode in, and encoding under it.
 
 Why bf16: on CPUs that execute it natively (AVX512-BF16, AMX) and on CUDA GPUs with bf16 units, the
-matrix products run at 2-2.5x the fp32 rate, and this project's encoding is matmul-bound (fp32 already
+matrix products run at 2-2.5x the fp32 rate, and clicktune's encoding is matmul-bound (fp32 already
 reaches 70-85% of the fp32 peak). Vectors stay at cosine ~0.99998 to fp32 and SciFact nDCG@10 moves by
 less than 0.001 (benchmarks/precision.py). Where bf16 is only emulated it is slower than fp32, so
 ``auto`` picks it only on native hardware.

@@ -1,6 +1,6 @@
 """The crash soak, short: writers, a reader and the loop in one process, SIGKILLed mid-step, checked.
 
-The long run is ``benchmarks/soak.py --cycles 100`` (README); this runs the same code for a few
+The long run is ``benchmarks/soak.py --cycles 100`` (docs/RESULTS.md); this runs the same code for a few
 cycles so a regression in any of its invariants fails CI: every acknowledged write in the live
 collection and in the one kept for rollback, no acknowledged delete back, CURRENT agreeing with the
 alias after recovery, every acknowledged click stored once.
