@@ -103,7 +103,7 @@ def main() -> None:
         for engine in ("edge", "local"):
             rows += _through_the_store(engine, vectors, queries[: args.store_queries], in_folder=engine == "edge" or index == 0)
 
-        # local mode in a folder stores points in SQLite at ~200-250/s on this box: only the first size is
+        # local mode in a folder stores points in SQLite at ~200-250/s on a 2-core CPU: only the first size is
         # loaded that way (its upsert rate); larger ones load in memory, which searches exactly as fast
         on_disk = index == 0
         local = QdrantClient(path=tempfile.mkdtemp(prefix="clicktune-local-bench-")) if on_disk else QdrantClient(":memory:")

@@ -1,7 +1,7 @@
 """Run every ``python`` block of the README, in order, as one program, on the embedded defaults.
 
 The blocks build on each other (the quickstart's ``store`` is the one clicks are reported on), so they
-share one namespace, the way a reader pastes them into one session of an interpreter. They index three
+share one namespace, the way a reader pastes them into one interpreter. They index three
 documents, search, report a click, build the click endpoint, start and stop the background loop;
 nothing is trained. ``tests/test_readme.py`` runs this script on a fresh home. The whole loop
 (SciFact, simulated clicks, training, challenger phase, report) is ``make demo``.
