@@ -8,7 +8,7 @@ operator who shares a registry (or a home) between two users of one group sets
 The mode is set explicitly (``chmod`` after creating), so the process umask neither widens nor
 narrows it. It applies to what clicktune creates; a folder or file that already exists keeps its mode
 (the operator's choice). Files that Qdrant's engines write inside their folder follow the process
-umask: the folder's own mode is what keeps them private (docs/ARCHITECTURE.md, "Files on disk").
+umask: the folder's own mode is what keeps them private (docs/ARCHITECTURE.md invariant 21).
 """
 
 from __future__ import annotations
