@@ -20,11 +20,13 @@ def fsync_folder(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str, *, mode: int = 0o600) -> None:
     """Write-temp-fsync-replace, then fsync the folder: readers (and a restart after a crash) see the old
-    content or the new one, never a torn file."""
+    content or the new one, never a torn file. The file gets ``mode`` (mkstemp's own is 0600)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        if mode != 0o600:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings.sources import PydanticBaseEnvSettingsSource
 
 from clicktune.adapters.errors import ConfigurationError
+from clicktune.adapters.permissions import FileAccess, FileModes
 from clicktune.adapters.settings_groups import (
     FLAT_NAMES,
     GROUPS,
@@ -114,6 +115,11 @@ class ClicktuneSettings(BaseSettings):
     model_cache_size: int = Field(default=3, ge=1, description="Model versions kept loaded per process (LRU).")
     keep_versions: int = Field(default=5, ge=2, description="Registry retention: versions kept on disk.")
     watch_registry: bool = Field(default=True, description="Hot-reload promotions made by other processes.")
+    file_access: FileAccess = Field(
+        default="owner", description="Who may read the files and folders clicktune creates (feedback database, "
+        "Qdrant folder, registry): owner = files 0600, folders 0700; group = 0660 / 0770, for a registry shared "
+        "between users of one group.",
+    )
     watch_polling: bool = Field(
         default=False, description="Poll the registry instead of inotify (needed on NFS and other shared volumes)."
     )
@@ -186,6 +192,11 @@ class ClicktuneSettings(BaseSettings):
     @property
     def resolved_feedback_url(self) -> str:
         return self.feedback_url or f"sqlite:///{(self.home / 'feedback.db').as_posix()}"
+
+    @property
+    def file_modes(self) -> FileModes:
+        """The modes of what clicktune creates on disk (``file_access``: adapters/permissions.py)."""
+        return FileModes.of(self.file_access)
 
     def show_progress(self) -> bool:
         """Progress bars only where a person is watching, unless forced either way."""

@@ -21,7 +21,6 @@ from clicktune.scheduler.cli_errors import NothingHereError
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from sqlalchemy import Engine
 
     from clicktune.adapters.clicklog import ClickLog
     from clicktune.adapters.qdrant import AliasedCollections, IndexHandle
@@ -145,32 +144,21 @@ def _feedback_data(settings: ClicktuneSettings, log: ClickLog | None) -> dict[st
         "lock": {"name": lock_name(settings.collection_alias), "owner": holder.owner,
                  "acquired_at": holder.acquired_at, "lease_expires_at": holder.expires_at}
         if holder else None,
-        "schedule": _schedule(settings, log.engine),
+        "schedule": _schedule(settings, log),
     }
 
 
-def _schedule(settings: ClicktuneSettings, engine: Engine | None) -> dict[str, Any]:
-    """The configured trigger and the next run time the stored APScheduler job holds, if any."""
+def _schedule(settings: ClicktuneSettings, log: ClickLog | None) -> dict[str, Any]:
+    """The configured trigger and the next run time the alias's scheduler last recorded, if any."""
     schedule = settings.schedule
     trigger = (f"cron {schedule.cron!r}" if schedule.cron
                else f"every {schedule.interval_minutes:g} min" if schedule.interval_minutes
                else None)
     data: dict[str, Any] = {"trigger": trigger, "stored": False, "next_run_at": None}
-    if engine is None:
-        return data
-    from sqlalchemy import column, inspect, select, table
-
-    from clicktune.scheduler.jobs import JOB_ID, JOBS_TABLE
-
-    if not inspect(engine).has_table(JOBS_TABLE):
-        return data
-    jobs = table(JOBS_TABLE, column("id"), column("next_run_time"))
-    with engine.connect() as conn:
-        row = conn.execute(select(jobs.c.next_run_time).where(jobs.c.id == JOB_ID)).first()
-    if row is not None:
+    stored = log.schedules.get(settings.collection_alias) if log is not None else None
+    if stored is not None:
         data["stored"] = True
-        if row.next_run_time is not None:  # NULL: the job is paused
-            data["next_run_at"] = datetime.fromtimestamp(float(row.next_run_time), tz=timezone.utc)
+        data["next_run_at"] = stored.next_run_at  # None: the job is paused
     return data
 
 
@@ -235,7 +223,7 @@ def print_status(data: dict[str, Any], console: Console) -> None:
     elif schedule["stored"]:
         console.print(f"next run: none, the stored job is paused ({schedule['trigger']})")
     else:
-        console.print("next run: not scheduled (no `clicktune worker` or in-app loop has stored its job)")
+        console.print("next run: not scheduled (no `clicktune worker` or in-app loop has recorded one)")
     console.print(f"clicks: {data['clicks_total']} total, {data['clicks_since_last_run']} since the last run")
     for run in data["last_runs"]:
         console.print(f"  {_when(run['started_at'])}  {run['status']:<9} {run['candidate'] or '-':<6} {run['reason']}")

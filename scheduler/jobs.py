@@ -1,30 +1,47 @@
 """Running the loop on a schedule with APScheduler 3: in the app (embedded) or as `clicktune worker`.
 
-The job is stored in the feedback database (SQLAlchemyJobStore), so a restarted worker keeps its
-schedule and its next run time. APScheduler prevents overlapping runs inside one scheduler
-(``max_instances=1``) and collapses missed runs (``coalesce``); the lease lock in the feedback store
-prevents them across processes and machines.
+The job lives in APScheduler's MemoryJobStore and is re-created at every start; nothing about it is
+unpickled from, nor any setting written to, the feedback database. A persistent job store would do
+both: APScheduler's SQLAlchemy store pickles each job, with its arguments (every setting, secrets
+included), and unpickles every row of its table at start, so whoever could write the database could
+run code on the worker. What outlives the process is the next run time, per alias, in
+``clicktune_schedules`` (a time and the trigger's description, read by `clicktune status` and by the
+next start, which keeps an earlier next run time of the same trigger instead of waiting a whole
+interval). The table of the old job store is dropped when the feedback database is opened
+(``RETIRED_TABLES`` in adapters/clicklog/schema.py).
+
+APScheduler prevents overlapping runs inside one scheduler (``max_instances=1``) and collapses
+missed runs (``coalesce``); the lease lock in the feedback store prevents them across processes and
+machines, so two workers for one alias still run one loop.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MISSED,
+    EVENT_SCHEDULER_STARTED,
+    SchedulerEvent,
+)
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from clicktune.adapters.clicklog import ClickLog
 from clicktune.adapters.errors import ConfigurationError
 from clicktune.adapters.settings import ClicktuneSettings
 
 log = logging.getLogger(__name__)
 
 JOB_ID = "clicktune-retrain"
-JOBS_TABLE = "clicktune_scheduler_jobs"
 
 
 def build_trigger(settings: ClicktuneSettings) -> CronTrigger | IntervalTrigger:
@@ -40,43 +57,58 @@ def build_trigger(settings: ClicktuneSettings) -> CronTrigger | IntervalTrigger:
     return IntervalTrigger(minutes=schedule.interval_minutes, timezone="UTC")
 
 
-def _portable(settings: ClicktuneSettings) -> dict[str, Any]:
-    """Settings as plain JSON for the persisted job, with paths made absolute (the worker's cwd may differ)."""
-    data = settings.model_dump(mode="json", exclude_none=True)
-    data["home"] = str(settings.home.resolve())
-    if settings.registry_dir:
-        data["registry_dir"] = str(settings.registry_dir.resolve())
-    data["feedback_url"] = settings.resolved_feedback_url
-    if settings.qdrant_api_key:
-        data["qdrant_api_key"] = settings.qdrant_api_key.get_secret_value()
-    return data
-
-
-def scheduled_retrain(settings: dict[str, Any]) -> dict[str, Any]:
-    """The stored job's target: run the loop once, unless too few clicks arrived since the last run."""
+def scheduled_retrain(settings: ClicktuneSettings) -> dict[str, Any]:
+    """The job's target: run the loop once, unless too few clicks arrived since the last run."""
     from clicktune.scheduler.loop import RetrainLoop
 
-    outcome = RetrainLoop(ClicktuneSettings(**settings)).tick(force=False)
+    outcome = RetrainLoop(settings).tick(force=False)
     log.info("scheduled retrain: %s (%s)", outcome.status, outcome.reason)
     return outcome.as_dict()
 
 
 def configure(scheduler: BaseScheduler, settings: ClicktuneSettings) -> BaseScheduler:
-    scheduler.add_jobstore(
-        SQLAlchemyJobStore(url=settings.resolved_feedback_url, tablename=JOBS_TABLE), alias="default"
-    )
+    """Add the loop's job (in memory) to ``scheduler`` and record its next run time as it moves."""
+    feedback = ClickLog.from_settings(settings)
+    alias = settings.collection_alias
+    trigger = build_trigger(settings)
+    first_run = _first_run(feedback, alias, trigger)
+    scheduler.add_jobstore(MemoryJobStore(), alias="default")
     scheduler.add_job(
         scheduled_retrain,
-        trigger=build_trigger(settings),
-        kwargs={"settings": _portable(settings)},
+        trigger=trigger,
+        kwargs={"settings": settings},
         id=JOB_ID,
         name="clicktune retrain",
         replace_existing=True,
         max_instances=1,
         coalesce=True,
         misfire_grace_time=settings.schedule.misfire_grace_seconds,
+        **({"next_run_time": first_run} if first_run else {}),
     )
+
+    def record_next_run(_event: SchedulerEvent) -> None:
+        job = scheduler.get_job(JOB_ID)
+        if job is None:
+            return
+        try:
+            feedback.schedules.record(alias, str(job.trigger), job.next_run_time)
+        except Exception as exc:  # noqa: BLE001 - status loses a time; the schedule itself runs on
+            log.warning("could not record the next run time of alias %r (%s: %s)", alias, type(exc).__name__, exc)
+
+    scheduler.add_listener(record_next_run,
+                           EVENT_SCHEDULER_STARTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     return scheduler
+
+
+def _first_run(feedback: ClickLog, alias: str, trigger: CronTrigger | IntervalTrigger) -> datetime | None:
+    """The recorded next run time of the same trigger when it comes before the trigger's own first
+    one (a restart then keeps the run it was due, within ``misfire_grace_seconds``); else None."""
+    stored = feedback.schedules.get(alias)
+    if stored is None or stored.next_run_at is None or stored.trigger != str(trigger):
+        return None
+    now = datetime.now(timezone.utc)
+    own = trigger.get_next_fire_time(None, now)
+    return stored.next_run_at if own is None or stored.next_run_at < own else None
 
 
 def start_background_loop(settings: ClicktuneSettings | None = None) -> BackgroundScheduler:

@@ -11,11 +11,8 @@ invariant 12).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -24,6 +21,7 @@ from functools import partial
 from typing import Any, Literal
 
 from clicktune.adapters.clicklog import Challenger, ClickLog
+from clicktune.adapters.clicklog.owners import lock_owner
 from clicktune.adapters.crashpoints import fail_point
 from clicktune.adapters.errors import LeaseLostError
 from clicktune.adapters.qdrant import CollectionVersion, IndexHandle, ReindexVerificationError
@@ -164,7 +162,7 @@ class RetrainLoop:
         self.alias = self.settings.collection_alias
         self.training = training or TrainingConfig.from_settings(self.settings)
         self.mining = mining or MiningConfig.from_settings(self.settings)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = lock_owner()
 
     @property
     def handle(self) -> IndexHandle:

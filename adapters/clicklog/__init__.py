@@ -11,9 +11,10 @@ from clicktune.adapters.clicklog.records import (
     InterleavedSearch,
     ShownResult,
 )
+from clicktune.adapters.clicklog.schedules import ScheduledRun, ScheduleLog
 from clicktune.adapters.clicklog.store import ClickLog
 
 __all__ = [
     "Challenger", "ChallengerLog", "Click", "ClickInput", "ClickLog", "FeedbackEvent", "Impression",
-    "ImpressionLogger", "InterleavedSearch", "ShownResult", "parse_click", "parse_clicks",
+    "ImpressionLogger", "InterleavedSearch", "ScheduleLog", "ScheduledRun", "ShownResult", "parse_click", "parse_clicks",
 ]

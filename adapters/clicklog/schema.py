@@ -12,10 +12,14 @@ candidate with the champion), ``impressions.challenge_id`` (the searches served 
 ``expires_at``). Version 4 added ``impression_results.shared``: the document was in the common prefix
 of both interleaved rankings, so a click on it credits neither model (NULL: not interleaved, or
 logged before version 4, when such clicks were credited by the coin).
+
+Tables clicktune no longer uses are dropped on open (:data:`RETIRED_TABLES`), without a version bump:
+nothing reads them.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 from sqlalchemy import (
@@ -24,6 +28,7 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Engine,
     Float,
     ForeignKey,
     Index,
@@ -36,6 +41,7 @@ from sqlalchemy import (
     inspect,
     text,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 
 from clicktune.adapters.limits import MAX_DOC_ID_LENGTH, MAX_SESSION_ID_LENGTH, MAX_USER_ID_LENGTH
@@ -61,7 +67,14 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 4
+#: Tables of earlier releases that clicktune drops on open. ``clicktune_scheduler_jobs`` was
+#: APScheduler's SQLAlchemy job store: its rows are pickles, which the worker unpickled at start (code
+#: taken from the database), and the stored job carried every setting, secrets included. The job now
+#: lives in memory (scheduler/jobs.py); dropping the table removes the secrets it held.
+RETIRED_TABLES = ("clicktune_scheduler_jobs",)
 metadata = MetaData()
 
 schema_info = Table(
@@ -152,6 +165,18 @@ challengers = Table(
 Index("uq_clicktune_running_challenger", challengers.c.alias, unique=True,
       sqlite_where=challengers.c.status == "running", postgresql_where=challengers.c.status == "running")
 
+#: When each alias's scheduled loop runs next, as the scheduler running it last wrote: a time and the
+#: trigger's description, never code or settings (the job itself lives in the scheduler's memory).
+#: Added without a version bump: ``create_all`` adds the table to an older database on open.
+schedules = Table(
+    "clicktune_schedules",
+    metadata,
+    Column("alias", String(255), primary_key=True),
+    Column("trigger", String(255), nullable=False),
+    Column("next_run_at", UTCDateTime()),  # NULL: the job is paused
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 _V2_COLUMNS = {
     "clicktune_impressions": {"alias": "VARCHAR(255)", "challenge_id": "INTEGER"},
     "clicktune_impression_results": {"model_version": "VARCHAR(32)"},
@@ -183,3 +208,31 @@ def migrate(conn: Connection, from_version: int) -> None:
         present = {c["name"] for c in inspect(conn).get_columns("clicktune_impression_results")}
         if "shared" not in present:
             conn.execute(text("ALTER TABLE clicktune_impression_results ADD COLUMN shared BOOLEAN"))
+
+
+def drop_retired_tables(engine: Engine) -> list[str]:
+    """Drop every :data:`RETIRED_TABLES` table present; returns their names.
+
+    SQLite overwrites the dropped pages (``secure_delete``) and checkpoints the WAL, so the secrets an
+    old job store held leave the file too. A drop the database refuses (PostgreSQL: a table owned by
+    another role) is a warning naming what to drop by hand; the table is never read either way.
+    """
+    present = [name for name in RETIRED_TABLES if inspect(engine).has_table(name)]
+    for name in present:
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("PRAGMA secure_delete=ON")
+                conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql("PRAGMA secure_delete=OFF")
+        except SQLAlchemyError as exc:
+            log.warning("could not drop the retired table %s (%s); drop it by hand: it may hold secrets of an "
+                        "earlier release", name, exc)
+    if present and engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+    return present

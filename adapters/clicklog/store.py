@@ -7,6 +7,7 @@ with "database is locked". Any other SQLAlchemy URL (PostgreSQL) works unchanged
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from sqlalchemy.engine import make_url
 from clicktune.adapters.clicklog import schema as tables
 from clicktune.adapters.clicklog.challengers import ChallengerLog
 from clicktune.adapters.clicklog.clicks import ClickInput, parse_clicks
+from clicktune.adapters.clicklog.owners import owner_is_gone
 from clicktune.adapters.clicklog.records import (
     Click,
     FeedbackEvent,
@@ -27,6 +29,7 @@ from clicktune.adapters.clicklog.records import (
     ShownResult,
     utcnow,
 )
+from clicktune.adapters.clicklog.schedules import ScheduleLog
 from clicktune.adapters.errors import (
     ClickWindowExpiredError,
     ConfigurationError,
@@ -34,13 +37,20 @@ from clicktune.adapters.errors import (
     UnknownSearchError,
 )
 from clicktune.adapters.limits import check_doc_id, check_search_id, check_session_id, check_user_id
+from clicktune.adapters.permissions import OWNER_ONLY, FileModes
 from clicktune.adapters.settings import ClicktuneSettings
 
+log = logging.getLogger(__name__)
 
-def _sqlite_engine(url: str) -> Engine:
+
+def _sqlite_engine(url: str, modes: FileModes) -> Engine:
     parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        # SQLite would create the file with 0644 & ~umask; created here first, with the rule's mode
+        # (adapters/permissions.py), it is what SQLite opens, and its -wal and -shm files copy its mode.
+        path = Path(parsed.database).expanduser()
+        modes.make_folder(path.parent)
+        modes.create_file(path)
     engine = create_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -63,19 +73,25 @@ def _sqlite_engine(url: str) -> Engine:
 class ClickLog:
     """Everything the loop remembers between runs, in one database."""
 
-    def __init__(self, url: str, *, click_window: timedelta = timedelta(days=7), max_grade: int = 3) -> None:
+    def __init__(
+        self, url: str, *, click_window: timedelta = timedelta(days=7), max_grade: int = 3,
+        modes: FileModes = OWNER_ONLY,
+    ) -> None:
+        """``modes``: the permission bits of a SQLite file (and its folders) this creates."""
         try:
             backend = make_url(url).get_backend_name()
         except Exception as exc:  # noqa: BLE001 - sqlalchemy raises several types for bad URLs
             raise ConfigurationError(f"feedback_url {url!r} is not a SQLAlchemy URL: {exc}") from exc
         self.url = url
-        self.engine = _sqlite_engine(url) if backend == "sqlite" else create_engine(url, pool_pre_ping=True)
+        self.engine = _sqlite_engine(url, modes) if backend == "sqlite" else create_engine(url, pool_pre_ping=True)
         self.dialect = self.engine.dialect.name
         self.click_window = click_window
         self.max_grade = max_grade
         self._create_schema()
         #: The challenger phases of every alias (same database, same engine).
         self.challengers = ChallengerLog(self.engine)
+        #: Each alias's next scheduled run (the job itself lives in the scheduler's memory).
+        self.schedules = ScheduleLog(self.engine)
 
     @classmethod
     def from_settings(cls, settings: ClicktuneSettings) -> ClickLog:
@@ -83,10 +99,12 @@ class ClickLog:
             settings.resolved_feedback_url,
             click_window=timedelta(seconds=settings.feedback.click_window_seconds),
             max_grade=settings.feedback.max_grade,
+            modes=settings.file_modes,
         )
 
     def _create_schema(self) -> None:
         tables.metadata.create_all(self.engine)
+        tables.drop_retired_tables(self.engine)
         with self.engine.begin() as conn:
             version = conn.execute(select(tables.schema_info.c.version).where(tables.schema_info.c.id == 1)).scalar()
             if version is None:
@@ -281,7 +299,25 @@ class ClickLog:
 
     # The retrain lock (a lease) ------------------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, lease_seconds: float) -> bool:
-        """Take ``name`` if free, expired or already ours; one atomic upsert on either backend."""
+        """Take ``name`` if free, expired, already ours, or held by a process of this host that is gone
+        (:func:`~.owners.owner_is_gone`: a SIGKILLed command); one atomic statement on either backend."""
+        if self._upsert_lock(name, owner, lease_seconds):
+            return True
+        with self.engine.connect() as conn:
+            holder = conn.execute(select(tables.locks.c.owner).where(tables.locks.c.name == name)).scalar()
+        if holder is None or not owner_is_gone(holder):
+            return False
+        now = utcnow()
+        with self.engine.begin() as conn:  # only if the dead holder still has it: one taker wins
+            taken = conn.execute(
+                tables.locks.update().where((tables.locks.c.name == name) & (tables.locks.c.owner == holder))
+                .values(owner=owner, acquired_at=now, expires_at=now + timedelta(seconds=lease_seconds))
+            ).rowcount == 1
+        if taken:
+            log.warning("took over the lock %r from %s: that process is gone", name, holder)
+        return taken
+
+    def _upsert_lock(self, name: str, owner: str, lease_seconds: float) -> bool:
         now = utcnow()
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         stmt = dialect.insert(tables.locks).values(name=name, owner=owner, acquired_at=now,

@@ -120,7 +120,7 @@ def qdrant_client_from_settings(settings: ClicktuneSettings) -> QdrantClient:
             from clicktune.adapters.qdrant.migration import finish_interrupted_migration
 
             finish_interrupted_migration(resolved)  # a move to the edge engine that died between its renames
-            resolved.mkdir(parents=True, exist_ok=True)
+            settings.file_modes.make_folder(resolved)  # the engines' files inside follow the umask
             return embedded_client(str(resolved), engine)
 
     with _lock:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +90,8 @@ def migrate_to_edge(path: str | Path, *, hnsw_from_documents: int, show_progress
     local = QdrantClient(path=str(path))  # holds the folder: a running app makes this fail, touching nothing
     try:
         shutil.rmtree(staging, ignore_errors=True)  # an attempt that did not complete
+        staging.mkdir(mode=0o700)
+        os.chmod(staging, stat.S_IMODE(path.stat().st_mode))  # the moved folder keeps the mode it had
         edge = edge_client(staging)
         try:
             counts, aliases = _copy_everything(local, edge, hnsw_from_documents, show_progress)

@@ -39,6 +39,7 @@ from clicktune.adapters.errors import (
     VersionNotFoundError,
 )
 from clicktune.adapters.models.loader import load_sentence_transformer
+from clicktune.adapters.permissions import OWNER_ONLY, FileModes
 from clicktune.adapters.registry.records import CurrentPointer, VersionInfo, VersionStatus, utcnow
 from clicktune.adapters.settings import ClicktuneSettings
 
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_VERSION_RE = re.compile(r"^v(\d{4,})$")
+_VERSION_RE = re.compile(r"v(\d{4,})")  # always fullmatch: `$` would take "v0002\n"
 INFO_FILE = "clicktune.json"
 CURRENT_FILE = "CURRENT"
 _HISTORY_LIMIT = 50
@@ -56,7 +57,7 @@ _REPAIR_HINT = "run `clicktune repair` to rebuild it from the alias and the vers
 
 def parse_version(version: str) -> int:
     """``"v0003"`` -> 3, or :class:`InvalidVersionError` naming the expected form."""
-    match = _VERSION_RE.match(version or "")
+    match = _VERSION_RE.fullmatch(version or "")
     if not match:
         raise InvalidVersionError(f"{version!r} is not a version name; expected the form v0001")
     return int(match.group(1))
@@ -79,7 +80,9 @@ class ModelRegistry:
         device: str | None = None,
         allow_download: bool = True,
         keep_last: int = 5,
+        modes: FileModes = OWNER_ONLY,
     ) -> None:
+        """``modes``: the permission bits of the folders and files this creates (adapters/permissions.py)."""
         if keep_last < 2:
             raise ValueError("keep_last must be >= 2: the live version and its predecessor are always kept")
         self.root = Path(root)
@@ -88,10 +91,11 @@ class ModelRegistry:
         self.device = device
         self.allow_download = allow_download
         self.keep_last = keep_last
+        self.modes = modes
         self.models_dir = self.root / "models"
         self.staging_dir = self.root / ".staging"
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        modes.make_folder(self.models_dir)
+        modes.make_folder(self.staging_dir)
         self._thread_lock = threading.RLock()
         self._clean_dead_staging()
 
@@ -104,12 +108,13 @@ class ModelRegistry:
             device=settings.device,
             allow_download=settings.allow_download,
             keep_last=settings.keep_versions,
+            modes=settings.file_modes,
         )
 
     # Locking -----------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        with self._thread_lock, open(self.root / ".lock", "a+") as handle:
+        with self._thread_lock, os.fdopen(self.modes.open_lock_file(self.root / ".lock"), "a+") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
                 yield
@@ -135,7 +140,7 @@ class ModelRegistry:
     # Reading -----------------------------------------------------------------------------------
     def versions(self) -> list[str]:
         """Every complete version, oldest first."""
-        found = [p.name for p in self.models_dir.iterdir() if _VERSION_RE.match(p.name) and p.is_dir()]
+        found = [p.name for p in self.models_dir.iterdir() if _VERSION_RE.fullmatch(p.name) and p.is_dir()]
         return sorted(found, key=parse_version)
 
     def path(self, version: str) -> Path:
@@ -258,7 +263,9 @@ class ModelRegistry:
             }
             record = VersionInfo(version=version, parent=parent, status=status, **fields)
             (staging / INFO_FILE).write_text(record.model_dump_json(indent=2), encoding="utf-8")
+            self.modes.restrict(staging)  # mkdtemp made it 0700; the model's files follow the umask
             for file in staging.rglob("*"):
+                self.modes.restrict(file)
                 if file.is_file():
                     with open(file, "rb") as handle:
                         os.fsync(handle.fileno())
@@ -276,12 +283,12 @@ class ModelRegistry:
         with self._locked():
             record = self.get(version).model_copy(update=changes)
             record = VersionInfo.model_validate(record.model_dump())
-            write_atomically(self.path(version) / INFO_FILE, record.model_dump_json(indent=2))
+            write_atomically(self.path(version) / INFO_FILE, record.model_dump_json(indent=2), mode=self.modes.file)
             return record
 
     def _write_pointer(self, pointer: CurrentPointer) -> None:
         crash_point("registry.before_pointer")
-        write_atomically(self.root / CURRENT_FILE, pointer.model_dump_json(indent=2))
+        write_atomically(self.root / CURRENT_FILE, pointer.model_dump_json(indent=2), mode=self.modes.file)
 
     def promote(self, version: str) -> str:
         """Make ``version`` live: one atomic replace of CURRENT; the old live one goes on the history."""
@@ -329,7 +336,7 @@ class ModelRegistry:
         :meth:`repair` rebuilds from)."""
         with contextlib.suppress(CorruptRegistryError):
             record = self.get(version).model_copy(update={"status": status, **extra})
-            write_atomically(self.path(version) / INFO_FILE, record.model_dump_json(indent=2))
+            write_atomically(self.path(version) / INFO_FILE, record.model_dump_json(indent=2), mode=self.modes.file)
 
     def apply_retention(self, keep_last: int | None = None, *, protect: set[str] | None = None) -> list[str]:
         """Delete the oldest versions beyond ``keep_last``; CURRENT, its predecessor and ``protect`` always stay.

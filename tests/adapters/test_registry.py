@@ -22,6 +22,7 @@ from clicktune.adapters import (
     NothingToRollBackError,
     VersionNotFoundError,
 )
+from clicktune.adapters.registry.store import parse_version
 
 
 @pytest.fixture
@@ -88,6 +89,10 @@ def test_retention_keeps_current_and_predecessor(registry: ModelRegistry, varian
 def test_typed_errors_for_bad_input(registry: ModelRegistry) -> None:
     with pytest.raises(InvalidVersionError, match="v0001"):
         registry.get("latest")
+    for almost in ("v0002\n", " v0002", "v0002 ", "v002", "V0002"):
+        with pytest.raises(InvalidVersionError, match="expected the form v0001"):
+            parse_version(almost)  # the whole name, nothing before or after it
+    assert parse_version("v0002") == 2 and parse_version("v10000") == 10000
     with pytest.raises(VersionNotFoundError, match="v0009"):
         registry.get("v0009")
     with pytest.raises(VersionNotFoundError):

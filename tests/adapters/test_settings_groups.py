@@ -127,7 +127,7 @@ def test_model_copy_routes_flat_names_and_group_dicts_into_a_copy_of_the_group()
 def test_a_dumped_settings_object_round_trips_and_old_flat_dumps_still_load(tmp_path: Path) -> None:
     s = ClicktuneSettings(home=tmp_path, train_epochs=1, gate_tolerance=0.5, schedule_cron="0 3 * * *")
     assert ClicktuneSettings(**s.model_dump(mode="json")) == s
-    # A job stored before the groups (flat JSON in the APScheduler table) still builds its settings.
+    # Flat settings written before the groups (a dump, a script's keywords) still build the same settings.
     old = {"home": str(tmp_path), "train_epochs": 1.0, "gate_tolerance": 0.5, "schedule_cron": "0 3 * * *"}
     assert ClicktuneSettings(**old) == s
 

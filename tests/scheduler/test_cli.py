@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -92,6 +96,35 @@ def test_commands_that_move_the_alias_wait_for_the_lease(cli_home: Path, command
     assert "holds the lock of alias 'docs'" in capsys.readouterr().err
     assert _status(cli_home, capsys) == before
     feedback.release_lock(lock_name("docs"), "another-worker")
+
+
+def test_a_command_sigkilled_holding_the_lease_does_not_block_the_next_one(
+    cli_home: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The holder's owner names this host and a process that is gone: the next command takes the
+    lease over at once instead of being refused (exit 3) until the lease runs out."""
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(cli_home)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    assert holder.wait() == -signal.SIGKILL
+    assert _status(cli_home, capsys)["lock"]["lease_expires_at"] is not None  # an hour still to run
+    assert main(["--home", str(cli_home), "reindex", "--version", "v0002"]) == 0
+    assert _status(cli_home, capsys)["alias_target"] == "docs__v0002"
+
+
+_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from clicktune.adapters import ClicktuneSettings
+    from clicktune.adapters.clicklog import ClickLog
+    from clicktune.adapters.clicklog.owners import lock_owner
+    from clicktune.scheduler.lock import lock_name
+    log = ClickLog.from_settings(ClicktuneSettings(home=sys.argv[1]))
+    assert log.acquire_lock(lock_name("docs"), lock_owner(), 3600)
+    print("held", flush=True)
+    time.sleep(3600)
+    """
+)
 
 
 def test_the_demo_command_takes_the_demo_arguments_and_opens_the_registered_store(

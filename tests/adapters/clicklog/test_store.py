@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -159,6 +164,51 @@ def test_lease_lock(db_url: str) -> None:
     time.sleep(0.05)  # B's lease expires: a dead holder does not block forever
     assert log.lock_holder("retrain") is None
     assert log.acquire_lock("retrain", "A", 60)
+
+
+_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from clicktune.adapters.clicklog import ClickLog
+    from clicktune.adapters.clicklog.owners import lock_owner
+    owner = lock_owner()
+    assert ClickLog(sys.argv[1]).acquire_lock("retrain", owner, 3600)
+    print(owner, flush=True)
+    time.sleep(3600)
+    """
+)
+
+
+def test_a_lease_whose_holder_was_sigkilled_on_this_host_is_taken_over_and_no_other(db_url: str) -> None:
+    """A command SIGKILLed while holding the lease does not block the next one for the lease's length:
+    its owner names this host, this PID namespace and a PID that is gone. A holder that is alive, on
+    another host or in another PID namespace (a container sharing the hostname) keeps its lease."""
+    from clicktune.adapters.clicklog.owners import lock_owner
+
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, db_url], stdout=subprocess.PIPE, text=True)
+    dead = holder.stdout.readline().strip()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert holder.returncode == -signal.SIGKILL
+    log = ClickLog(db_url)
+    assert log.lock_holder("retrain").owner == dead  # its hour-long lease is still in the database
+    host, pid, _nonce, machine = dead.rsplit(":", 3)
+    me = lock_owner()
+    strangers = [
+        f"another-host:{pid}:0badf00d:{machine}",  # another host: its PIDs mean nothing here
+        f"{host}:{pid}:0badf00d:0123456789ab",  # same hostname, another machine or PID namespace
+        f"{host}:{pid}:0badf00d",  # written by an older release
+        f"{host}:{os.getppid()}:0badf00d:{machine}",  # a process of this host that is alive
+    ]
+    for stranger in strangers:
+        assert log.acquire_lock("other", stranger, 3600)
+        assert not log.acquire_lock("other", me, 60), stranger
+        assert log.lock_holder("other").owner == stranger
+        assert log.release_lock("other", stranger)
+
+    assert log.acquire_lock("retrain", me, 60)  # the dead holder's lease, taken over
+    assert log.lock_holder("retrain").owner == me
+    assert not log.acquire_lock("retrain", lock_owner(), 60)  # and now held by a live process
 
 
 def test_run_history(db_url: str) -> None:
