@@ -53,8 +53,9 @@ def observe_search(alias: str) -> Iterator[ServedSearch]:
         return
     SEARCH_LATENCY.labels(alias, served.model_version).observe(time.perf_counter() - started)
     SEARCHES.labels(alias).inc()
+    interleaved = INTERLEAVED_SEARCHES.labels(alias)  # exported from the first search on, 0 until one is
     if served.interleaved:
-        INTERLEAVED_SEARCHES.labels(alias).inc()
+        interleaved.inc()
 
 
 def count_clicks(stored: Iterable[bool]) -> None:

@@ -62,7 +62,8 @@ def render_dashboard(data: DashboardData) -> str:
         _section("Searches and clicks per day", _traffic(data)),
     ]
     return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        # an empty icon: a browser would otherwise ask the server for /favicon.ico (a 404 on most apps)
+        "<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href='data:,'>"
         f"<title>clicktune: {e(data.alias)}</title><style>{_CSS}</style></head><body>"
         f"<h1>clicktune <span class=alias>{e(data.alias)}</span></h1>"
         f"<p class=muted>Generated {data.generated_at:%Y-%m-%d %H:%M} UTC; last {DAYS} days.</p>"
@@ -191,5 +192,5 @@ def _traffic(data: DashboardData) -> str:
         x=alt.X("day:O", title=None, timeUnit="utcyearmonthdate"),
         xOffset="what:N", y=alt.Y("count:Q", title="per day"),
         color=alt.Color("what:N", title=None, scale=alt.Scale(range=["#4c78a8", "#f58518"])),
-    ).properties(width=WIDTH, height=200)
+    ).properties(width=min(WIDTH, 70 * len(data.per_day)), height=200)  # bars no wider than a few days' worth
     return _svg(chart)
