@@ -27,7 +27,7 @@ FAMILIES = {
 }
 
 
-def test_metrics_after_asks_and_a_click(rag: tuple[ModuleType, Path]) -> None:
+def test_metrics_after_asks_and_a_click(rag: tuple[ModuleType, Path]) -> None:  # noqa: F811 - the fixture
     module, home = rag
     with TestClient(module.create_app(home)) as client:
         def counted(name: str, **labels: str) -> float:
