@@ -151,7 +151,7 @@ def test_an_impression_that_cannot_be_logged_is_counted(tmp_path: Path) -> None:
     with log.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE clicktune_impression_results")
     shown = [ShownResult(doc_id="d1", rank=1)]
-    assert not logger.log(Impression(search_id="s1", query="q", model_version="v0001",
+    assert not logger.log(Impression(search_id=str(uuid.uuid4()), query="q", model_version="v0001",
                                      collection="docs__v0001", results=shown))
     assert REGISTRY.get_sample_value("clicktune_impression_log_failures_total") == before + 1
     log.close()
