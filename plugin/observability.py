@@ -61,9 +61,12 @@ def create_observability_app(store: ClicktuneVectorStore, *, cache_seconds: floa
 
     # A plain def: reading the database and rendering the charts is blocking work, run in a thread.
     @app.get("/dashboard", response_class=HTMLResponse)
-    def dashboard() -> str:
-        from clicktune.adapters.observability.dashboard import DashboardData, render_dashboard
-
-        return render_dashboard(DashboardData.read(reader))
+    def dashboard() -> HTMLResponse:
+        try:
+            from clicktune.adapters.observability.dashboard import DashboardData, render_dashboard
+        except ImportError as exc:  # the ops extra is not installed: say so, rather than a bare 500
+            return HTMLResponse(f"the dashboard needs the ops extra ({exc.name} is missing): "
+                                "pip install 'clicktune[ops]'", status_code=501, media_type="text/plain")
+        return HTMLResponse(render_dashboard(DashboardData.read(reader)))
 
     return app

@@ -1,6 +1,6 @@
 """A small RAG web app on clicktune: ask a question, read the sources, click one; the click is logged.
 
-Run it (it needs the ``server`` extra: ``pip install -e '.[server,models]'``)::
+Run it (it needs the ``server`` extra, and ``ops`` for ``/dashboard``: ``pip install -e '.[server,models,ops]'``)::
 
     python examples/rag_app/app.py --home /tmp/rag-home          # http://127.0.0.1:8000
     uvicorn --factory app:create_app --app-dir examples/rag_app  # home from CLICKTUNE_HOME

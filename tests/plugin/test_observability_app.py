@@ -89,3 +89,15 @@ def test_the_dashboard_is_one_page_about_the_stores_alias(store: ClicktuneVector
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert f"<span class=alias>{store.alias}</span>" in page.text and "id=live-version>v0001<" in page.text
     assert page.text.count("<svg") == 2  # click-through and traffic; no phase has run
+
+
+def test_without_the_ops_extra_the_dashboard_says_what_to_install(store: ClicktuneVectorStore,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "altair", None)  # what Python does for a package that is not installed
+    monkeypatch.delitem(sys.modules, "clicktune.adapters.observability.dashboard", raising=False)
+    with TestClient(create_observability_app(store)) as client:
+        page = client.get("/dashboard")
+        assert client.get("/metrics").status_code == 200  # the metrics need no extra
+    assert page.status_code == 501 and "pip install 'clicktune[ops]'" in page.text and "altair" in page.text
