@@ -12,11 +12,11 @@ pytest.importorskip("altair", reason="the dashboard needs the ops extra (altair,
 
 from test_observability_metrics import log_search  # noqa: E402
 
-from clicktune.adapters import ClicktuneSettings, ModelRegistry  # noqa: E402
+from clicktune.adapters import ClicktuneSettings, ModelRegistry, VersionInfo  # noqa: E402
 from clicktune.adapters.clicklog import ClickLog  # noqa: E402
 from clicktune.adapters.clicklog.records import utcnow  # noqa: E402
 from clicktune.adapters.observability.dashboard import DashboardData, render_dashboard  # noqa: E402
-from clicktune.adapters.observability.state import Look, StateReader  # noqa: E402
+from clicktune.adapters.observability.state import LiveVersion, Look, PhaseState, StateReader  # noqa: E402
 
 
 def reader_for(db_url: str, home: Path) -> tuple[ClickLog, StateReader, ClicktuneSettings]:
@@ -76,3 +76,27 @@ def test_days_older_than_the_window_are_left_out(db_url: str, home: Path) -> Non
         assert reader.per_day(utcnow() + timedelta(seconds=1)) == []
     finally:
         log.close()
+
+
+def test_candidates_show_their_offline_check_and_phase_verdict_and_the_lineage() -> None:
+    """Rendering alone, from records as the registry and the loop write them."""
+    now = utcnow()
+    offline = {"kind": "offline", "passed": True, "reason": "heldout ndcg@10 0.61 vs 0.58"}
+    versions = [
+        VersionInfo(version="v0001", base_model="m", status="retired"),
+        VersionInfo(version="v0002", parent="v0001", base_model="m", status="rejected",
+                    decisions=[{"kind": "offline", "passed": False, "reason": "heldout ndcg@10 dropped 0.05"}]),
+        VersionInfo(version="v0003", parent="v0001", base_model="m", status="live", decisions=[
+            offline, {"kind": "challenger", "outcome": "promoted", "reason": "z 3.20 >= 3.00 after 100 decided"}]),
+        VersionInfo(version="v0004", parent="v0003", base_model="m", status="challenger", decisions=[offline]),
+    ]
+    phase = PhaseState(7, "v0003", "v0004", "running", now, 60, 50, 30, 0.95, "110 of 200 decided searches",
+                       [Look(100, 0.8)], [(100, 3.0), (200, 1.7)])
+    page = render_dashboard(DashboardData("docs", now, LiveVersion("v0003", now, ["v0001"]), versions, phase, [], []))
+    rows = {row.split("</td>")[0].rsplit(">", 1)[-1]: row for row in page.split("<tr>")[2:]}
+    assert "<span class=bad>failed</span> heldout ndcg@10 dropped 0.05" in rows["v0002"]
+    assert "<span class=good>passed</span>" in rows["v0003"] and "<span class=good>promoted</span> z 3.20" in rows["v0003"]
+    assert "running: z 0.95 (110 of 200 decided searches)" in rows["v0004"]
+    assert "none (base model)" in rows["v0001"]
+    assert "<span class=old>v0001</span> &rarr; <span class=live>v0003</span>" in page  # the lineage
+    assert "Challenger phase: v0004 vs v0003 (running)" in page and page.count("<svg") == 1
