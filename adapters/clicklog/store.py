@@ -31,6 +31,7 @@ from clicktune.adapters.errors import (
     ClickWindowExpiredError,
     ConfigurationError,
     DocNotShownError,
+    FeedbackError,
     UnknownSearchError,
 )
 from clicktune.adapters.limits import check_doc_id, check_search_id, check_session_id, check_user_id
@@ -174,8 +175,11 @@ class ClickLog:
         """
         try:
             stored = self._record_clicks(clicks, now=now)
-        except Exception:
+        except FeedbackError:
             CLICKS.labels("refused").inc()
+            raise
+        except Exception:
+            CLICKS.labels("failed").inc()  # the database, not the click: the caller may retry
             raise
         count_clicks(stored)
         return stored

@@ -25,7 +25,8 @@ SEARCH_LATENCY = Histogram(
     ["alias", "model_version"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
 CLICKS = Counter("clicktune_clicks", "Clicks reported to the click log in this process, by what became of them: "
-                 "stored, duplicate (already stored) or refused (bad input; nothing stored).", ["result"])
+                 "stored, duplicate (already stored), refused (bad input; nothing stored) or failed (the database).",
+                 ["result"])
 IMPRESSION_LOG_FAILURES = Counter(
     "clicktune_impression_log_failures",
     "Searches answered but not logged (the feedback database failed); their clicks cannot be stored.")

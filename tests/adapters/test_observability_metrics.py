@@ -128,7 +128,7 @@ def test_the_state_is_read_once_per_cache_period(state) -> None:
     assert "clicktune_click_through_searches{" in generate_latest(metrics_registry(reader)).decode()
 
 
-def test_the_click_log_counts_stored_duplicate_and_refused_clicks(db_url: str) -> None:
+def test_the_click_log_counts_stored_duplicate_refused_and_failed_clicks(db_url: str) -> None:
     log = ClickLog(db_url)
     try:
         def count(result: str) -> float:
@@ -140,6 +140,12 @@ def test_the_click_log_counts_stored_duplicate_and_refused_clicks(db_url: str) -
         with pytest.raises(DocNotShownError):
             log.record_click(search_id, "not-shown")
         assert {r: count(r) - before[r] for r in before} == {"stored": 2, "duplicate": 1, "refused": 1}
+        failed = count("failed")
+        with log.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE clicktune_clicks")
+        with pytest.raises(Exception, match="clicktune_clicks"):
+            log.record_click(search_id, "d3")
+        assert count("failed") == failed + 1 and count("refused") == before["refused"] + 1
     finally:
         log.close()
 
