@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from clicktune.adapters.clicklog import Challenger, ClickLog, Impression, ImpressionLogger, ShownResult
 from clicktune.adapters.limits import check_session_id, check_user_id
+from clicktune.adapters.observability.counters import observe_search
 from clicktune.adapters.qdrant import (
     ANNOTATIONS_KEY,
     CollectionDocumentStore,
@@ -254,23 +255,26 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         """
         check_user_id(user_id)
         check_session_id(session_id)
-        live = self.collections.live()
-        if live is None:
-            return []
-        logged = self.log_impressions if log_impression is None else log_impression
-        # Unlogged searches cannot credit anyone, so they are never interleaved.
-        challenger = self._challenger_for_this_search(live) if logged and self.annotate_results else None
-        if challenger is not None:
-            try:
-                results, credit = self._interleaved(query, k, live, challenger, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - the challenger must never fail a user's search
-                log.warning("interleaving with %s failed (%s: %s); serving the champion alone",
-                            challenger.challenger_version, type(exc).__name__, exc)
-            else:
-                return self._annotate_and_log(query, results, live, log_impression, user_id, session_id,
-                                    credit=credit, challenge_id=challenger.id)
-        results = self.store_for(live).similarity_search_with_score(query, k, **kwargs)
-        return self._annotate_and_log(query, results, live, log_impression, user_id, session_id)
+        with observe_search(self.alias) as served:  # the clicktune_searches / _latency metrics
+            live = self.collections.live()
+            if live is None:
+                return []
+            served.model_version = live.version
+            logged = self.log_impressions if log_impression is None else log_impression
+            # Unlogged searches cannot credit anyone, so they are never interleaved.
+            challenger = self._challenger_for_this_search(live) if logged and self.annotate_results else None
+            if challenger is not None:
+                try:
+                    results, credit = self._interleaved(query, k, live, challenger, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - the challenger must never fail a user's search
+                    log.warning("interleaving with %s failed (%s: %s); serving the champion alone",
+                                challenger.challenger_version, type(exc).__name__, exc)
+                else:
+                    served.interleaved = True
+                    return self._annotate_and_log(query, results, live, log_impression, user_id, session_id,
+                                                  credit=credit, challenge_id=challenger.id)
+            results = self.store_for(live).similarity_search_with_score(query, k, **kwargs)
+            return self._annotate_and_log(query, results, live, log_impression, user_id, session_id)
 
     # The challenger phase ----------------------------------------------------------------------
     def active_challenger(self) -> Challenger | None:
@@ -340,9 +344,11 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         user_id, session_id = kwargs.pop("user_id", None), kwargs.pop("session_id", None)
         check_user_id(user_id)
         check_session_id(session_id)
-        docs = self.store_for(live).max_marginal_relevance_search(query, k, fetch_k, lambda_mult, **kwargs)
-        results = [(d, float("nan")) for d in docs]
-        return [doc for doc, _ in self._annotate_and_log(query, results, live, log_impression, user_id, session_id)]
+        with observe_search(self.alias) as served:
+            served.model_version = live.version
+            docs = self.store_for(live).max_marginal_relevance_search(query, k, fetch_k, lambda_mult, **kwargs)
+            results = [(d, float("nan")) for d in docs]
+            return [doc for doc, _ in self._annotate_and_log(query, results, live, log_impression, user_id, session_id)]
 
     def _annotate_and_log(
         self,

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from clicktune.scheduler.cli_observability import DEFAULT_METRICS_HOST, report
+
 if TYPE_CHECKING:
     from clicktune.adapters import ClicktuneSettings
     from clicktune.adapters.qdrant import IndexHandle
@@ -166,11 +168,17 @@ def history() -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus /metrics on this port.")] = None,
+    metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address /metrics listens on.")] = DEFAULT_METRICS_HOST,
+) -> None:
     """Run the retrain schedule in this process (server mode); Ctrl-C stops it."""
+    from clicktune.scheduler.cli_observability import start_metrics_server
     from clicktune.scheduler.jobs import run_worker
 
     assert _State.settings is not None
+    if metrics_port is not None:
+        start_metrics_server(_State.settings, metrics_port, metrics_host)
     console.print("clicktune worker: schedule from settings (CLICKTUNE_SCHEDULE_*), Ctrl-C to stop")
     run_worker(_State.settings)
 
@@ -322,6 +330,8 @@ def demo(ctx: typer.Context) -> None:
 
     run_demo_main(ctx.args, prog="clicktune demo")
 
+
+app.command()(report)  # clicktune report --html FILE (scheduler/cli_observability.py)
 
 challenger_app = typer.Typer(help="End a running challenger phase by hand.", no_args_is_help=True)
 app.add_typer(challenger_app, name="challenger")

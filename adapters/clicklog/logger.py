@@ -7,12 +7,14 @@ import threading
 
 from clicktune.adapters.clicklog.records import Impression
 from clicktune.adapters.clicklog.store import ClickLog
+from clicktune.adapters.observability.counters import IMPRESSION_LOG_FAILURES
 
 log = logging.getLogger(__name__)
 
 
 class ImpressionLogger:
-    """Wraps a :class:`ClickLog`; a failure is a warning and a counter, not an exception."""
+    """Wraps a :class:`ClickLog`; a failure is a warning and a counter (``failures``, and the process's
+    ``clicktune_impression_log_failures`` metric), not an exception."""
 
     def __init__(self, store: ClickLog) -> None:
         self.store = store
@@ -26,6 +28,7 @@ class ImpressionLogger:
         except Exception as exc:  # noqa: BLE001 - by design: the search must still be answered
             with self._lock:
                 self.failures += 1
+            IMPRESSION_LOG_FAILURES.inc()
             log.warning("impression %s not logged (%s: %s); the search was answered anyway",
                         impression.search_id, type(exc).__name__, exc)
             return False

@@ -34,9 +34,11 @@ from clicktune.adapters.errors import (
     ClickWindowExpiredError,
     ConfigurationError,
     DocNotShownError,
+    FeedbackError,
     UnknownSearchError,
 )
 from clicktune.adapters.limits import check_doc_id, check_search_id, check_session_id, check_user_id
+from clicktune.adapters.observability.counters import CLICKS, count_clicks
 from clicktune.adapters.permissions import OWNER_ONLY, FileModes
 from clicktune.adapters.settings import ClicktuneSettings
 
@@ -186,7 +188,21 @@ class ClickLog:
         self, clicks: Iterable[ClickInput | Mapping[str, Any]], *, now: datetime | None = None,
     ) -> list[bool]:
         """All or nothing: every click is validated (:class:`ClickInput`) before any is written; one bad
-        click stores none. Mappings use ``ClickInput``'s field names or their older aliases."""
+        click stores none. Mappings use ``ClickInput``'s field names or their older aliases. Every door a
+        click comes in by (``record_click``, ``POST /clicks``) ends here, so the clicks counter is kept here.
+        """
+        try:
+            stored = self._record_clicks(clicks, now=now)
+        except FeedbackError:
+            CLICKS.labels("refused").inc()
+            raise
+        except Exception:
+            CLICKS.labels("failed").inc()  # the database, not the click: the caller may retry
+            raise
+        count_clicks(stored)
+        return stored
+
+    def _record_clicks(self, clicks: Iterable[ClickInput | Mapping[str, Any]], *, now: datetime | None) -> list[bool]:
         now = now or utcnow()
         batch = parse_clicks(clicks, max_grade=self.max_grade)
         stored: list[bool] = []

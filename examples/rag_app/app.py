@@ -1,6 +1,6 @@
 """A small RAG web app on clicktune: ask a question, read the sources, click one; the click is logged.
 
-Run it (it needs the ``server`` extra: ``pip install -e '.[server,models]'``)::
+Run it (it needs the ``server`` extra, and ``ops`` for ``/dashboard``: ``pip install -e '.[server,models,ops]'``)::
 
     python examples/rag_app/app.py --home /tmp/rag-home          # http://127.0.0.1:8000
     uvicorn --factory app:create_app --app-dir examples/rag_app  # home from CLICKTUNE_HOME
@@ -24,6 +24,8 @@ What each piece shows:
 - ``GET /`` (``static/index.html``) shows the sources as links to ``/doc/<id>``. Clicking one calls
   ``navigator.sendBeacon("beacon/clicks", JSON)`` and follows the link: a beacon is queued by the
   browser and still sent after the page is left, which is why it, not ``fetch``, reports clicks.
+- ``create_observability_app(store)`` is mounted at the root after the app's routes: ``GET /metrics``
+  (Prometheus) and ``GET /dashboard`` (the loop's state as one page).
 
 **The click endpoint has no token here, on purpose.** ``navigator.sendBeacon`` cannot set request
 headers, so it cannot send the ``Authorization: Bearer`` that ``create_click_app(token=...)`` checks;
@@ -59,6 +61,7 @@ from pydantic import BaseModel, Field
 
 from clicktune.plugin import ANNOTATIONS_KEY, ClicktuneVectorStore
 from clicktune.plugin.http import create_click_app
+from clicktune.plugin.observability import create_observability_app
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -201,6 +204,7 @@ def create_app(home: str | os.PathLike[str] | None = None, *, model: BaseChatMod
         # The store's own click log: searches and clicks in one database, so a click can be checked
         # against the search that showed the document.
         app.state.click_app = create_click_app(store.feedback, docs=False)
+        app.state.observability = create_observability_app(store)  # GET /metrics and /dashboard
         try:
             yield
         finally:
@@ -240,6 +244,11 @@ def create_app(home: str | os.PathLike[str] | None = None, *, model: BaseChatMod
                 "<body style='font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto'>"
                 f"<p><a href='../'>&larr; back</a></p><h1 id=title>{title}</h1><p id=text>{text}</p>")
 
+    async def observability(scope: Any, receive: Any, send: Any) -> None:
+        await app.state.observability(scope, receive, send)
+
+    # Mounted last, at the root: /metrics and /dashboard, after every route of the app's own.
+    app.mount("/", observability)
     return app
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from loop_fixtures import lose_lease
+from prometheus_client import REGISTRY
 from shared_homes import clone_home
 
 from clicktune.adapters import ClicktuneSettings, ModelRegistry
@@ -197,11 +198,17 @@ def test_interleave_share_sets_how_many_searches_are_interleaved_and_a_store_may
     store.feedback.challengers.start(**running.model_dump(include={
         "alias", "champion_version", "challenger_version", "champion_collection", "challenger_collection",
         "offline"}), interleave_share=0.5)
+    def counted() -> list[float]:
+        return [REGISTRY.get_sample_value(f"clicktune_{name}_total", {"alias": store.alias}) or 0.0
+                for name in ("searches", "interleaved_searches")]
+
+    before = counted()
     interleaved = 0
     for i in range(60):
         docs = store.similarity_search(scifact_docs[i][1][:120], k=4)
         interleaved += store.feedback.get_impression(docs[0].metadata["clicktune"]["search_id"]).challenge_id is not None
     assert 15 <= interleaved <= 45  # Binomial(60, 0.5): outside this range about once in 10,000 runs
+    assert [a - b for a, b in zip(counted(), before, strict=True)] == [60, interleaved]  # the /metrics counters
     opted_out = ClicktuneVectorStore(store.settings, embeddings=store.embeddings, client=store.client, interleave=False)
     docs = opted_out.similarity_search(scifact_docs[3][1][:200], k=6)
     assert {d.metadata["clicktune"]["model_version"] for d in docs} == {"v0001"}
