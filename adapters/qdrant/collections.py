@@ -54,6 +54,15 @@ def create_version_collection(client: QdrantClient, name: str,
         quantization_config=QUANTIZATION, metadata=metadata)
 
 
+def require_space_for_copy(client: QdrantClient, source: str, what: str) -> None:
+    """On the edge engine, refuse ``what`` unless a copy of ``source``'s files leaves the floor free."""
+    from clicktune.adapters.qdrant.edge import EdgeEngine
+
+    engine = getattr(client, "_client", None)
+    if isinstance(engine, EdgeEngine):
+        engine.check_disk_space(what, engine.collection_disk_bytes(source))
+
+
 def index_once(client: QdrantClient, name: str, documents: int, hnsw_from_documents: int) -> None:
     """Index a loaded collection once: a graph from ``hnsw_from_documents`` documents, else none.
 
@@ -180,9 +189,16 @@ class AliasedCollections:
         return sorted({a.alias_name for a in self.client.get_aliases().aliases} - {self.alias})
 
     # Changes -----------------------------------------------------------------------------------
-    def create(self, version: str, dimension: int, *, bulk_load: bool = False) -> str:
-        """Create the collection of ``version`` (see :func:`create_version_collection`)."""
+    def create(self, version: str, dimension: int, *, bulk_load: bool = False, copy_of: str | None = None) -> str:
+        """Create the collection of ``version`` (see :func:`create_version_collection`).
+
+        ``copy_of``: the collection it will be built from. On the edge engine a build is refused before
+        anything is created (``DiskFullError``) when the disk cannot hold as much again as that
+        collection's files above ``min_free_disk_mb``; a server and local mode manage their own disk.
+        """
         name = self.name_for(version)
+        if copy_of is not None:
+            require_space_for_copy(self.client, copy_of, f"building {name}")
         create_version_collection(self.client, name, models.VectorParams(size=dimension, distance=models.Distance.COSINE),
                                   bulk_load=bulk_load)
         return name
