@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from qdrant_client import QdrantClient, models
 
@@ -77,6 +78,16 @@ def index_once(client: QdrantClient, name: str, documents: int, hnsw_from_docume
              "HNSW graph" if graph else f"int8 scan, rescored (no graph below {hnsw_from_documents})")
     client.update_collection(name, hnsw_config=models.HnswConfigDiff(m=DEFAULT_HNSW_M if graph else 0),
                              optimizers_config=models.OptimizersConfigDiff(indexing_threshold=INDEXING_THRESHOLD_KB))
+
+
+@dataclass(frozen=True)
+class AliasRestored:
+    """What :meth:`AliasedCollections.restore_alias` did: the alias now names ``collection``; an
+    unreadable alias file was kept as ``kept`` (None: there was none, or the file was fine)."""
+
+    alias: str
+    collection: str
+    kept: Path | None
 
 
 @dataclass(frozen=True)
@@ -217,6 +228,32 @@ class AliasedCollections:
         )
         self.client.update_collection_aliases(change_aliases_operations=operations)
         log.info("alias %s -> %s", self.alias, collection)
+
+    def restore_alias(self, version: str) -> AliasRestored | None:
+        """``clicktune repair``: point a lost alias at ``version``'s collection (the registry's CURRENT).
+
+        The edge engine's alias file missing or unreadable: it is written again with this alias alone
+        (the unreadable one kept beside it). The alias merely absent while ``version``'s collection
+        exists (another alias of the same folder, after such a repair): it is created, as the store's
+        first write would. None when the alias is there, or there is no collection to point at.
+        """
+        from clicktune.adapters.qdrant.edge import EdgeEngine
+        from clicktune.adapters.qdrant.errors import EdgeAliasFileError
+
+        name = self.name_for(version)
+        engine = getattr(self.client, "_client", None)
+        try:
+            aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+        except EdgeAliasFileError:
+            if not isinstance(engine, EdgeEngine) or not self.exists(name):
+                raise
+            kept = engine.restore_aliases({self.alias: name})
+            log.warning("rewrote the alias file: %s -> %s%s", self.alias, name, f" ({kept} kept)" if kept else "")
+            return AliasRestored(self.alias, name, kept)
+        if self.alias in aliases or import_marker(self.alias) in aliases or not self.exists(name):
+            return None
+        self.point_alias_at(name)
+        return AliasRestored(self.alias, name, None)
 
     def drop(self, collection: str) -> None:
         live = self.live()

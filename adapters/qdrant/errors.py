@@ -68,7 +68,7 @@ class EdgeStorageError(ClicktuneError):
 
 class EdgeAliasFileError(EdgeStorageError):
     """``aliases.json`` is missing or cannot be read: no alias can be resolved until it is repaired
-    (``clicktune repair`` writes it again from the registry's CURRENT)."""
+    (``clicktune repair`` writes it again from the registry's CURRENT, alias by alias)."""
 
 
 class EdgeCollectionDamagedError(EdgeStorageError):

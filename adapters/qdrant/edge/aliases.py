@@ -30,8 +30,8 @@ from clicktune.adapters.qdrant.errors import EdgeAliasFileError
 FILE_NAME = "aliases.json"
 #: Written once a folder's ``aliases.json`` exists: from then on a missing one is damage.
 MARKER = "edge-engine.json"
-REPAIR = ("`clicktune repair` writes it again from the registry's CURRENT (one run per alias, --alias "
-          "NAME); or restore the file from a backup")
+REPAIR = ("`clicktune repair` writes it again from the registry's CURRENT (one run per alias: "
+          "`clicktune --alias NAME repair`); or restore the file from a backup")
 
 
 class AliasFile:
