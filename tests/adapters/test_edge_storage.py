@@ -9,6 +9,7 @@ deleted, overwritten or truncated on disk between two opens.
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from clicktune.adapters.errors import DiskFullError
 from clicktune.adapters.qdrant import close_shared_clients
 from clicktune.adapters.qdrant.collections import AliasedCollections
 from clicktune.adapters.qdrant.edge import edge_client
-from clicktune.adapters.qdrant.edge.space import MB
+from clicktune.adapters.qdrant.edge.space import MB, DiskFloor, allocates_on_read
 from clicktune.adapters.qdrant.errors import EdgeAliasFileError, EdgeCollectionDamagedError
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 
@@ -124,6 +125,33 @@ def test_a_store_opened_on_a_full_disk_serves_searches_and_refuses_writes(home: 
     finally:
         embeddings.close()
         close_shared_clients()
+
+
+def test_on_tmpfs_a_write_keeps_room_for_what_the_next_load_allocates() -> None:
+    """On tmpfs, loading a shard allocates its sparse vector files whole (a full tmpfs killed the
+    restarted process with SIGBUS): a write must leave that room, and a reopen then finds it."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not allocates_on_read(shm):
+        pytest.skip("no tmpfs at /dev/shm")
+    folder = shm / f"clicktune-test-{uuid.uuid4().hex}"
+    try:
+        client = edge_client(folder, min_free_disk_mb=0)
+        _fill(client, "live", 20)
+        engine = client._client
+        live = folder / "collections" / "live"
+        reserve = engine.floor.load_reserve(live)
+        assert engine.floor.on_tmpfs and reserve > 16 * MB  # a 32 MB vector file, nearly all hole
+        engine.floor = DiskFloor(folder, shutil.disk_usage(folder).free - reserve // 2, on_tmpfs=True)
+        with pytest.raises(DiskFullError) as refused:  # the write itself fits; the next load would not
+            client.upsert("live", points=_points(1, 500))
+        assert refused.value.need_bytes == reserve
+        client.close()
+        reopened = edge_client(folder, min_free_disk_mb=0)
+        assert reopened.count("live").count == 20
+        assert reopened._client.floor.load_reserve(live) == 0  # the load allocated it
+        reopened.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_the_floor_is_a_setting_read_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:

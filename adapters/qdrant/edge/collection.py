@@ -25,6 +25,7 @@ import qdrant_edge as edge
 from qdrant_client import models
 
 from clicktune.adapters.durable import write_atomically
+from clicktune.adapters.errors import DiskFullError
 from clicktune.adapters.qdrant.edge import convert
 from clicktune.adapters.qdrant.edge.space import DiskFloor, allocated_bytes
 from clicktune.adapters.qdrant.errors import EdgeCollectionDamagedError
@@ -277,17 +278,19 @@ def _damaged(folder: Path, path: Path, problem: str) -> EdgeCollectionDamagedErr
         "remove the folder)", path=str(path))
 
 
-def load_collections(folder: Path) -> tuple[dict[str, EdgeCollection], dict[str, EdgeCollectionDamagedError]]:
-    """Every collection in ``folder``, and apart, those that are damaged: one damaged folder (an old
-    version's, say) is logged and isolated, so it never stops the others from serving."""
+def load_collections(folder: Path, floor: DiskFloor) -> tuple[dict[str, EdgeCollection],
+                                                            dict[str, EdgeCollectionDamagedError | DiskFullError]]:
+    """Every collection in ``folder``, and apart, those that are damaged or that the disk cannot load: one
+    such folder (an old version's, say) is logged and isolated, so it never stops the others serving."""
     collections: dict[str, EdgeCollection] = {}
-    damaged: dict[str, EdgeCollectionDamagedError] = {}
+    damaged: dict[str, EdgeCollectionDamagedError | DiskFullError] = {}
     for path in sorted(folder.iterdir()):
         if not path.is_dir() or path.name.startswith("."):  # .deleted-*: a deletion that did not finish
             continue
         try:
+            floor.check_load(path)
             collection = EdgeCollection.load(path)
-        except EdgeCollectionDamagedError as exc:
+        except (EdgeCollectionDamagedError, DiskFullError) as exc:
             log.error("%s", exc)
             damaged[path.name] = exc
             continue

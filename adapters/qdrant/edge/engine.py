@@ -28,6 +28,7 @@ from qdrant_client import models
 from qdrant_client.client_base import QdrantBase
 from qdrant_client.http import models as rest
 
+from clicktune.adapters.errors import DiskFullError
 from clicktune.adapters.qdrant.edge import convert
 from clicktune.adapters.qdrant.edge.aliases import AliasFile
 from clicktune.adapters.qdrant.edge.collection import EdgeCollection, load_collections
@@ -58,7 +59,7 @@ class EdgeEngine(QdrantBase):
         self._lock = threading.RLock()  # collections and aliases: the engine's own state
         self._closed = False
         #: Collections whose folder is damaged are in ``damaged``: listed and deletable, other calls raise.
-        self.collections, self.damaged = load_collections(self.root / "collections")
+        self.collections, self.damaged = load_collections(self.root / "collections", self.floor)
         self._aliases = AliasFile(self.root)
 
     # Names -------------------------------------------------------------------------------------
@@ -83,7 +84,8 @@ class EdgeEngine(QdrantBase):
 
     def collection_disk_bytes(self, collection_name: str) -> int:
         """Bytes the collection's files occupy: what a copy of it is estimated to need."""
-        return allocated_bytes(self._collection(collection_name).folder)
+        folder = self._collection(collection_name).folder
+        return allocated_bytes(folder) + self.floor.load_reserve(folder)
 
     def _folder(self, name: str) -> Path:
         if any(char in _INVALID_NAME_CHARS for char in name) or name in ("", ".", "..") or len(name) > 255:
@@ -155,8 +157,8 @@ class EdgeEngine(QdrantBase):
         try:
             self._collection(collection_name)
             return True
-        except EdgeCollectionDamagedError:
-            return True  # it exists, damaged: its other calls say so
+        except (EdgeCollectionDamagedError, DiskFullError):
+            return True  # it exists, damaged or not loaded: its other calls say so
         except ValueError:
             return False
 
@@ -230,7 +232,8 @@ class EdgeEngine(QdrantBase):
 
     # Writes ------------------------------------------------------------------------------------
     def _update(self, collection: EdgeCollection, operation: Any) -> models.UpdateResult:
-        self.floor.require(f"a write to collection {collection.folder.name}")
+        name = collection.folder.name  # on tmpfs, room for the next load too
+        self.floor.require(f"a write to collection {name}", self.floor.load_reserve(collection.folder))
         with collection.use() as shard:
             shard.update(operation)
         collection.maybe_optimize(self.floor)
