@@ -232,8 +232,9 @@ class EdgeEngine(QdrantBase):
 
     # Writes ------------------------------------------------------------------------------------
     def _update(self, collection: EdgeCollection, operation: Any) -> models.UpdateResult:
-        name = collection.folder.name  # on tmpfs, room for the next load too
-        self.floor.require(f"a write to collection {name}", self.floor.load_reserve(collection.folder))
+        reserve = self.floor.load_reserve(collection.folder)  # on tmpfs: room for the collection's next load
+        self.floor.require(f"a write to collection {collection.folder.name}"
+                           + (" (on tmpfs, its next load needs room)" if reserve else ""), reserve)
         with collection.use() as shard:
             shard.update(operation)
         collection.maybe_optimize(self.floor)
