@@ -48,3 +48,16 @@ def test_repair_writes_a_lost_alias_file_again_from_current(cli_home: Path, caps
     assert _status(cli_home, capsys)["alias_target"] == "docs__v0001"
     assert main(["--home", str(cli_home), "repair"]) == 0
     assert "nothing to repair" in capsys.readouterr().out
+
+
+def test_a_damaged_old_collection_shows_in_status_and_the_live_one_serves(cli_home: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    assert main(["--home", str(cli_home), "reindex", "--version", "v0002"]) == 0
+    (segment,) = (cli_home / "qdrant" / "collections" / "docs__v0001" / "segments").glob("*/segment.json")
+    segment.write_bytes(segment.read_bytes()[:10])
+    status = _status(cli_home, capsys)
+    assert status["alias_target"] == "docs__v0002"
+    old, live = status["collections"]
+    assert (live["collection"], live["points"]) == ("docs__v0002", 3)
+    assert old["collection"] == "docs__v0001" and old["points"] is None
+    assert old["index"].startswith("unavailable: edge collection docs__v0001 is damaged")
