@@ -131,3 +131,19 @@ class LeaseLostError(ClicktuneError):
     """This process no longer holds the alias's retrain lease (a renewal was refused, or it expired
     while the feedback database could not be reached); another worker may hold it now. Nothing was
     swapped or promoted: the champion keeps serving, and the next run cleans up what this one built."""
+
+
+class DiskFullError(ClicktuneError, OSError):
+    """A write or a build was refused before it started: the disk holding an embedded folder has less
+    free space than ``min_free_disk_mb`` (``CLICKTUNE_MIN_FREE_DISK_MB``) asks to keep, beyond what the
+    build needs. Nothing was written; reads go on. Free space, or lower the floor knowingly: the edge
+    engine writes through memory-mapped files, and a disk that fills under them kills the process
+    (SIGBUS) instead of raising.
+    """
+
+    def __init__(self, message: str, *, folder: str, free_bytes: int, floor_bytes: int, need_bytes: int = 0) -> None:
+        super().__init__(message)
+        self.folder = folder
+        self.free_bytes = free_bytes
+        self.floor_bytes = floor_bytes
+        self.need_bytes = need_bytes

@@ -139,6 +139,12 @@ class ClicktuneSettings(BaseSettings):
         description="Collections built with this many documents get an HNSW graph; smaller ones are searched by "
         "a full scan of int8 vectors rescored in float32 (exact recall, ~1.9 ms per 100,000 on 2 cores). 0 = always HNSW.",
     )
+    min_free_disk_mb: float = Field(
+        default=100, ge=0,
+        description="Edge engine: writes, builds and background indexing are refused (DiskFullError) while the "
+        "embedded Qdrant folder's disk has less free space than this (plus a build's estimated size); reads go "
+        "on. Its memory-mapped files would otherwise die with SIGBUS on a full disk. 0 = no check.",
+    )
     collection_alias: str = Field(default="docs", description="Alias the app searches; versions sit behind it.")
 
     feedback_url: str | None = Field(

@@ -244,10 +244,23 @@ def rollback() -> None:
 
 @app.command()
 def repair() -> None:
-    """Rebuild an unreadable CURRENT from the alias and the versions' metadata (the bad file is kept aside)."""
+    """Rebuild an unreadable CURRENT from the alias and the versions' metadata, or a lost alias (the edge
+    engine's alias file) from CURRENT; a bad file is kept aside."""
+    from clicktune.adapters.errors import CorruptRegistryError
+
     with _exclusive("repair", allow_challenger=True) as handle:
+        try:
+            pointer = handle.registry.pointer()
+        except CorruptRegistryError:
+            pointer = None  # CURRENT is the one to repair, from the alias
+        restored = handle.collections.restore_alias(pointer.version) if pointer is not None else None
+        if restored is not None:
+            console.print(f"alias rebuilt: {restored.alias} -> {restored.collection} (from CURRENT)"
+                          + (f"; the unreadable file is kept as {restored.kept}" if restored.kept else ""))
         live = handle.collections.live()
         repaired = handle.registry.repair(live.version if live else None)
+        if repaired is None and restored is not None:
+            return
     if repaired is None:
         console.print("CURRENT is readable: nothing to repair")
         return

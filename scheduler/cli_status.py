@@ -106,16 +106,25 @@ def _index_data(collections: AliasedCollections | None, registry: ModelRegistry 
         "other_aliases": others,  # only when this alias has none: a misspelled --alias shows the right one
         "current_version": pointer.version if pointer else None,
         "previous_version": pointer.previous if pointer else None,
-        "collections": [
-            {"collection": c.collection, "version": c.version, "points": collections.count(c.collection),
-             "index": collections.index_kind(c.collection)}
-            for c in collections.versions()
-        ] if collections is not None else [],
+        "collections": [_collection_row(collections, c.collection, c.version)
+                        for c in collections.versions()] if collections is not None else [],
         "versions": [
             {k: row.get(k) for k in ("version", "status", "parent", "created_at", "embedding_dim", "index_precision")}
             for row in registry.describe()
         ] if registry is not None else [],
     }
+
+
+def _collection_row(collections: AliasedCollections, collection: str, version: str) -> dict[str, Any]:
+    """One collection's line; a damaged one (edge engine) says so instead of failing the whole status."""
+    from clicktune.adapters.errors import DiskFullError
+    from clicktune.adapters.qdrant.errors import EdgeStorageError
+
+    try:
+        points, index = collections.count(collection), collections.index_kind(collection)
+    except (EdgeStorageError, DiskFullError) as exc:
+        points, index = None, f"unavailable: {exc}"
+    return {"collection": collection, "version": version, "points": points, "index": index}
 
 
 def _feedback_data(settings: ClicktuneSettings, log: ClickLog | None) -> dict[str, Any]:

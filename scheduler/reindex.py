@@ -201,7 +201,7 @@ class BlueGreenReindexer:
         def encode(texts: list[str]) -> np.ndarray:
             return encoder.encode(texts, batch_size=self.batch_size)
 
-        self.collections.create(version, encoder.dimension, bulk_load=True)
+        self.collections.create(version, encoder.dimension, bulk_load=True, copy_of=live.collection)
         crash_point("reindex.created")
         t = time.perf_counter()
         with tqdm(total=self.index.count(live.version), desc=f"reindex {live.collection} -> {target}", unit="doc",

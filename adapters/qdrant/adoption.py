@@ -257,7 +257,8 @@ class _Import:
         log.info("import %s -> %s: vectors %s (%s)", self.layout.collection, self.target, report.vectors, report.reason)
         deleted = False
         try:
-            self.handle.collections.create(self.version, self.encoder.dimension, bulk_load=True)
+            self.handle.collections.create(self.version, self.encoder.dimension, bulk_load=True,
+                                           copy_of=self.layout.collection)
             crash_point("import.created")
             t = time.perf_counter()
             report.points = self._copy_all(copy)

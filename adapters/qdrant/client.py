@@ -92,12 +92,17 @@ def embedded_engine(settings: ClicktuneSettings) -> str:
     return "edge"
 
 
-def embedded_client(path: str, engine: str) -> QdrantClient:
-    """A new embedded client on ``engine`` in ``path`` (a folder, or ``":memory:"``)."""
+def embedded_client(path: str, engine: str, *, min_free_disk_mb: float | None = None) -> QdrantClient:
+    """A new embedded client on ``engine`` in ``path`` (a folder, or ``":memory:"``).
+
+    ``min_free_disk_mb`` (the edge engine's free-space floor; None = the setting's default) does not
+    apply to local mode, which writes through SQLite: a full disk raises there instead of killing.
+    """
     if engine == "edge":
         from clicktune.adapters.qdrant.edge import edge_client
+        from clicktune.adapters.qdrant.edge.space import DEFAULT_MIN_FREE_DISK_MB
 
-        return edge_client(path)
+        return edge_client(path, DEFAULT_MIN_FREE_DISK_MB if min_free_disk_mb is None else min_free_disk_mb)
     return serialize_embedded(QdrantClient(":memory:") if path == ":memory:" else QdrantClient(path=path))
 
 
@@ -112,7 +117,7 @@ def qdrant_client_from_settings(settings: ClicktuneSettings) -> QdrantClient:
         assert path is not None
         engine = embedded_engine(settings)
         if path == ":memory:":
-            return embedded_client(":memory:", engine)
+            return embedded_client(":memory:", engine, min_free_disk_mb=settings.min_free_disk_mb)
         resolved = Path(path).expanduser().resolve()
         key = f"path:{resolved}"
 
@@ -121,7 +126,7 @@ def qdrant_client_from_settings(settings: ClicktuneSettings) -> QdrantClient:
 
             finish_interrupted_migration(resolved)  # a move to the edge engine that died between its renames
             settings.file_modes.make_folder(resolved)  # the engines' files inside follow the umask
-            return embedded_client(str(resolved), engine)
+            return embedded_client(str(resolved), engine, min_free_disk_mb=settings.min_free_disk_mb)
 
     with _lock:
         client = _clients.get(key)

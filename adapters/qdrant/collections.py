@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from qdrant_client import QdrantClient, models
 
@@ -54,6 +55,15 @@ def create_version_collection(client: QdrantClient, name: str,
         quantization_config=QUANTIZATION, metadata=metadata)
 
 
+def require_space_for_copy(client: QdrantClient, source: str, what: str) -> None:
+    """On the edge engine, refuse ``what`` unless a copy of ``source``'s files leaves the floor free."""
+    from clicktune.adapters.qdrant.edge import EdgeEngine
+
+    engine = getattr(client, "_client", None)
+    if isinstance(engine, EdgeEngine):
+        engine.check_disk_space(what, engine.collection_disk_bytes(source))
+
+
 def index_once(client: QdrantClient, name: str, documents: int, hnsw_from_documents: int) -> None:
     """Index a loaded collection once: a graph from ``hnsw_from_documents`` documents, else none.
 
@@ -68,6 +78,16 @@ def index_once(client: QdrantClient, name: str, documents: int, hnsw_from_docume
              "HNSW graph" if graph else f"int8 scan, rescored (no graph below {hnsw_from_documents})")
     client.update_collection(name, hnsw_config=models.HnswConfigDiff(m=DEFAULT_HNSW_M if graph else 0),
                              optimizers_config=models.OptimizersConfigDiff(indexing_threshold=INDEXING_THRESHOLD_KB))
+
+
+@dataclass(frozen=True)
+class AliasRestored:
+    """What :meth:`AliasedCollections.restore_alias` did: the alias now names ``collection``; an
+    unreadable alias file was kept as ``kept`` (None: there was none, or the file was fine)."""
+
+    alias: str
+    collection: str
+    kept: Path | None
 
 
 @dataclass(frozen=True)
@@ -180,9 +200,16 @@ class AliasedCollections:
         return sorted({a.alias_name for a in self.client.get_aliases().aliases} - {self.alias})
 
     # Changes -----------------------------------------------------------------------------------
-    def create(self, version: str, dimension: int, *, bulk_load: bool = False) -> str:
-        """Create the collection of ``version`` (see :func:`create_version_collection`)."""
+    def create(self, version: str, dimension: int, *, bulk_load: bool = False, copy_of: str | None = None) -> str:
+        """Create the collection of ``version`` (see :func:`create_version_collection`).
+
+        ``copy_of``: the collection it will be built from. On the edge engine a build is refused before
+        anything is created (``DiskFullError``) when the disk cannot hold as much again as that
+        collection's files above ``min_free_disk_mb``; a server and local mode manage their own disk.
+        """
         name = self.name_for(version)
+        if copy_of is not None:
+            require_space_for_copy(self.client, copy_of, f"building {name}")
         create_version_collection(self.client, name, models.VectorParams(size=dimension, distance=models.Distance.COSINE),
                                   bulk_load=bulk_load)
         return name
@@ -201,6 +228,32 @@ class AliasedCollections:
         )
         self.client.update_collection_aliases(change_aliases_operations=operations)
         log.info("alias %s -> %s", self.alias, collection)
+
+    def restore_alias(self, version: str) -> AliasRestored | None:
+        """``clicktune repair``: point a lost alias at ``version``'s collection (the registry's CURRENT).
+
+        The edge engine's alias file missing or unreadable: it is written again with this alias alone
+        (the unreadable one kept beside it). The alias merely absent while ``version``'s collection
+        exists (another alias of the same folder, after such a repair): it is created, as the store's
+        first write would. None when the alias is there, or there is no collection to point at.
+        """
+        from clicktune.adapters.qdrant.edge import EdgeEngine
+        from clicktune.adapters.qdrant.errors import EdgeAliasFileError
+
+        name = self.name_for(version)
+        engine = getattr(self.client, "_client", None)
+        try:
+            aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+        except EdgeAliasFileError:
+            if not isinstance(engine, EdgeEngine) or not self.exists(name):
+                raise
+            kept = engine.restore_aliases({self.alias: name})
+            log.warning("rewrote the alias file: %s -> %s%s", self.alias, name, f" ({kept} kept)" if kept else "")
+            return AliasRestored(self.alias, name, kept)
+        if self.alias in aliases or import_marker(self.alias) in aliases or not self.exists(name):
+            return None
+        self.point_alias_at(name)
+        return AliasRestored(self.alias, name, None)
 
     def drop(self, collection: str) -> None:
         live = self.live()

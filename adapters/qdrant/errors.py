@@ -55,3 +55,22 @@ class EdgeUnsupportedError(ClicktuneError, NotImplementedError):
 
 class EdgeUnsupportedFilterError(EdgeUnsupportedError, ValueError):
     """A filter condition the edge engine cannot evaluate (geo conditions, for one)."""
+
+
+class EdgeStorageError(ClicktuneError):
+    """Base class: a file of the edge engine's folder is missing or unreadable. ``path`` names it; the
+    message says what repairs it. Only what depends on that file fails: other collections serve."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class EdgeAliasFileError(EdgeStorageError):
+    """``aliases.json`` is missing or cannot be read: no alias can be resolved until it is repaired
+    (``clicktune repair`` writes it again from the registry's CURRENT, alias by alias)."""
+
+
+class EdgeCollectionDamagedError(EdgeStorageError):
+    """A collection's folder lacks a file the engine needs (``segments/``, the WAL, its settings) or
+    Qdrant's engine refused to load it; that collection alone is unavailable."""

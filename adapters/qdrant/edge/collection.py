@@ -25,7 +25,10 @@ import qdrant_edge as edge
 from qdrant_client import models
 
 from clicktune.adapters.durable import write_atomically
+from clicktune.adapters.errors import DiskFullError
 from clicktune.adapters.qdrant.edge import convert
+from clicktune.adapters.qdrant.edge.space import DiskFloor, allocated_bytes
+from clicktune.adapters.qdrant.errors import EdgeCollectionDamagedError
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,31 @@ class EdgeCollection:
         raw = self.settings.get("quantization")
         return models.ScalarQuantization.model_validate(raw) if raw else None
 
+    def collection_info(self, info: edge.ShardInfo) -> models.CollectionInfo:
+        """What qdrant-client's ``get_collection`` reports: the shard's counts and the kept settings."""
+        optimizers = models.OptimizersConfig(
+            deleted_threshold=0.2, vacuum_min_vector_number=1000, default_segment_number=0,
+            indexing_threshold=convert.EXACT_UP_TO_KB, flush_interval_sec=5, max_optimization_threads=1)
+        if self.optimizers is not None:
+            optimizers = optimizers.model_copy(update=self.optimizers.model_dump(exclude_none=True))
+        return models.CollectionInfo(
+            status=models.CollectionStatus.GREEN,
+            optimizer_status=models.OptimizersStatusOneOf.OK,
+            indexed_vectors_count=info.indexed_vectors_count,
+            points_count=info.points_count,
+            segments_count=info.segments_count,
+            payload_schema={},
+            config=models.CollectionConfig(
+                params=models.CollectionParams(vectors=self.vectors, shard_number=1, replication_factor=1,
+                                               write_consistency_factor=1, on_disk_payload=True),
+                hnsw_config=self.hnsw,
+                optimizer_config=optimizers,
+                wal_config=models.WalConfig(wal_capacity_mb=32, wal_segments_ahead=0),
+                quantization_config=self.quantization,
+                metadata=self.settings.get("metadata"),
+            ),
+        )
+
     def edge_config(self) -> edge.EdgeConfig:
         return convert.edge_config(self.vectors, self.hnsw, self.optimizers, self.quantization)
 
@@ -133,12 +161,34 @@ class EdgeCollection:
 
     @classmethod
     def load(cls, folder: Path) -> EdgeCollection | None:
-        """The collection in ``folder``, or None for a creation that never finished."""
+        """The collection in ``folder``, or None for a creation that never finished.
+
+        A finished collection (its settings file exists) always has qdrant_edge's config, its WAL and at
+        least one segment: ``EdgeShard.create`` makes them all. One of them missing is damage, checked
+        before loading because qdrant_edge would start over without them (a deleted ``segments/``
+        reloads as the WAL's last write alone). That, an unreadable settings file, or qdrant_edge
+        refusing (or panicking on) a file raises :class:`EdgeCollectionDamagedError` naming the file.
+        """
         settings_path = folder / SETTINGS_FILE
         if not settings_path.exists():
             return None
-        settings = json.loads(settings_path.read_text(encoding="utf-8"))
-        shard = edge.EdgeShard.load(str(folder))
+        for required in ("edge_config.json", "wal", "segments"):
+            if not (folder / required).exists():
+                raise _damaged(folder, folder / required, "is missing")
+        if not any(path.is_dir() for path in (folder / "segments").iterdir()):
+            raise _damaged(folder, folder / "segments", "holds no segment")
+        try:
+            settings = json.loads(settings_path.read_text(encoding="utf-8"))
+            if not isinstance(settings, dict) or "vectors" not in settings:
+                raise ValueError("not a collection's settings")
+        except (OSError, ValueError) as exc:
+            raise _damaged(folder, settings_path, f"cannot be read ({exc})") from exc
+        try:
+            shard = edge.EdgeShard.load(str(folder))
+        except BaseException as exc:  # qdrant_edge raises Exception, or PanicException (a BaseException)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise _damaged(folder, folder, f"could not be loaded by qdrant_edge ({str(exc)[:300]})") from exc
         return cls(folder, settings, shard)
 
     @contextmanager
@@ -158,13 +208,14 @@ class EdgeCollection:
         with self.use() as shard:
             shard.optimize()
 
-    def maybe_optimize(self) -> None:
+    def maybe_optimize(self, floor: DiskFloor | None = None) -> None:
         """After writes: index what writes left unindexed, in the background, as Qdrant's optimizer does.
 
         qdrant_edge runs no optimizer thread of its own. With an index to build (HNSW, m > 0, or quantized
         vectors) and more unindexed points than Qdrant's indexing threshold, one ``optimize()`` runs in a
         daemon thread (never two at once); searches stay exact meanwhile on the unindexed part. With an
-        indexing threshold of 0 (Qdrant's "indexing off", as during a bulk load) nothing runs.
+        indexing threshold of 0 (Qdrant's "indexing off", as during a bulk load) nothing runs, nor while
+        ``floor`` would not stay free after rewriting the collection's files (the next write retries).
         """
         if (self.hnsw.m == 0 and self.quantization is None) or self._optimizing.locked():
             return
@@ -174,6 +225,10 @@ class EdgeCollection:
         with self.use() as shard:
             info = shard.info()
         if info.points_count - info.indexed_vectors_count <= threshold:
+            return
+        if floor is not None and not floor.allows(allocated_bytes(self.folder)):
+            log.warning("edge engine: %s left unindexed, the disk is low on space (%s)", self.folder.name,
+                        floor.folder)
             return
         if not self._optimizing.acquire(blocking=False):
             return
@@ -211,3 +266,34 @@ class EdgeCollection:
             if not self.closed:
                 self.closed = True
                 self.shard.close()
+
+
+def _damaged(folder: Path, path: Path, problem: str) -> EdgeCollectionDamagedError:
+    """The error for a damaged collection folder, with what repairs it (the engine has no repair of its own)."""
+    return EdgeCollectionDamagedError(
+        f"edge collection {folder.name} is damaged: {path} {problem}. This collection alone is unavailable; "
+        f"the others serve. Restore {folder} from a backup; if the alias points at it, `clicktune rollback` "
+        "serves the previous version (writes were mirrored to it) and `clicktune reindex --version V` "
+        "rebuilds from there; an old version nothing points at can be deleted (retention deletes it, or "
+        "remove the folder)", path=str(path))
+
+
+def load_collections(folder: Path, floor: DiskFloor) -> tuple[dict[str, EdgeCollection],
+                                                            dict[str, EdgeCollectionDamagedError | DiskFullError]]:
+    """Every collection in ``folder``, and apart, those that are damaged or that the disk cannot load: one
+    such folder (an old version's, say) is logged and isolated, so it never stops the others serving."""
+    collections: dict[str, EdgeCollection] = {}
+    damaged: dict[str, EdgeCollectionDamagedError | DiskFullError] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_dir() or path.name.startswith("."):  # .deleted-*: a deletion that did not finish
+            continue
+        try:
+            floor.check_load(path)
+            collection = EdgeCollection.load(path)
+        except (EdgeCollectionDamagedError, DiskFullError) as exc:
+            log.error("%s", exc)
+            damaged[path.name] = exc
+            continue
+        if collection is not None:
+            collections[path.name] = collection
+    return collections, damaged

@@ -5,11 +5,14 @@ clicktune run on it unchanged. ``<path>/aliases.json`` holds the aliases (aliase
 ``<path>/collections/<name>/`` one EdgeShard each (collection.py), ``<path>/.lock`` the folder.
 ``EdgeShard.update`` logs a write before returning: an acknowledged write survives a SIGKILL without
 ``flush()`` (tested; not fsynced per write). Other QdrantBase methods raise ``EdgeUnsupportedError``.
+Every write, build and index rebuild first checks the disk's free space (space.py); a damaged
+collection folder or alias file raises ``EdgeStorageError`` for what depends on it, the rest serves.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import shutil
 import threading
 import uuid
@@ -25,10 +28,14 @@ from qdrant_client import models
 from qdrant_client.client_base import QdrantBase
 from qdrant_client.http import models as rest
 
+from clicktune.adapters.errors import DiskFullError
 from clicktune.adapters.qdrant.edge import convert
 from clicktune.adapters.qdrant.edge.aliases import AliasFile
-from clicktune.adapters.qdrant.edge.collection import EdgeCollection
-from clicktune.adapters.qdrant.errors import EdgeUnsupportedError
+from clicktune.adapters.qdrant.edge.collection import EdgeCollection, load_collections
+from clicktune.adapters.qdrant.edge.space import DEFAULT_MIN_FREE_DISK_MB, DiskFloor, allocated_bytes
+from clicktune.adapters.qdrant.errors import EdgeCollectionDamagedError, EdgeUnsupportedError
+
+log = logging.getLogger(__name__)
 
 _INVALID_NAME_CHARS = set('<>:"/\\|?*\0\u001f')
 _COMPLETED = models.UpdateResult(operation_id=0, status=models.UpdateStatus.COMPLETED)
@@ -37,10 +44,11 @@ _COMPLETED = models.UpdateResult(operation_id=0, status=models.UpdateStatus.COMP
 class EdgeEngine(QdrantBase):
     """A folder of edge shards, one per collection, with aliases; thread-safe (see collection.py)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, min_free_disk_mb: float = DEFAULT_MIN_FREE_DISK_MB) -> None:
         super().__init__()
         self.root = Path(path)
         (self.root / "collections").mkdir(parents=True, exist_ok=True)
+        self.floor = DiskFloor.of(self.root, min_free_disk_mb)
         self._lock_file = open(self.root / ".lock", "w")  # noqa: SIM115 - held until close()
         try:
             portalocker.lock(self._lock_file, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
@@ -50,12 +58,8 @@ class EdgeEngine(QdrantBase):
                                "engine: share one client (clicktune's shared client per location does)") from None
         self._lock = threading.RLock()  # collections and aliases: the engine's own state
         self._closed = False
-        self.collections: dict[str, EdgeCollection] = {}
-        for folder in sorted((self.root / "collections").iterdir()):
-            if folder.is_dir():
-                collection = EdgeCollection.load(folder)
-                if collection is not None:
-                    self.collections[folder.name] = collection
+        #: Collections whose folder is damaged are in ``damaged``: listed and deletable, other calls raise.
+        self.collections, self.damaged = load_collections(self.root / "collections", self.floor)
         self._aliases = AliasFile(self.root)
 
     # Names -------------------------------------------------------------------------------------
@@ -64,10 +68,24 @@ class EdgeEngine(QdrantBase):
         with self._lock:
             if self._closed:
                 raise RuntimeError("the edge engine is closed; create a new client")
-            target = name if name in self.collections else self._aliases.aliases.get(name)
+            if name in self.collections:
+                return self.collections[name]
+            target = name if name in self.damaged else self._aliases.aliases.get(name)
+            if target in self.damaged:
+                raise self.damaged[target]
             if target is None or target not in self.collections:
                 raise ValueError(f"Collection {name} not found")
             return self.collections[target]
+
+    # Disk space --------------------------------------------------------------------------------
+    def check_disk_space(self, what: str, need_bytes: int = 0) -> None:
+        """Raise ``DiskFullError`` unless ``need_bytes`` more leave ``min_free_disk_mb`` free."""
+        self.floor.require(what, need_bytes)
+
+    def collection_disk_bytes(self, collection_name: str) -> int:
+        """Bytes the collection's files occupy: what a copy of it is estimated to need."""
+        folder = self._collection(collection_name).folder
+        return allocated_bytes(folder) + self.floor.load_reserve(folder)
 
     def _folder(self, name: str) -> Path:
         if any(char in _INVALID_NAME_CHARS for char in name) or name in ("", ".", "..") or len(name) > 255:
@@ -101,8 +119,9 @@ class EdgeEngine(QdrantBase):
             if self._closed:
                 raise RuntimeError("the edge engine is closed; create a new client")
             folder = self._folder(collection_name)
-            if collection_name in self.collections:
+            if collection_name in self.collections or collection_name in self.damaged:
                 raise ValueError(f"Collection {collection_name} already exists")
+            self.floor.require(f"creating collection {collection_name}")
             if collection_name in self._aliases.aliases:
                 raise ValueError(f"Alias {collection_name} already exists")
             if folder.exists():  # a creation or deletion that did not finish
@@ -117,16 +136,20 @@ class EdgeEngine(QdrantBase):
         return self.create_collection(collection_name, vectors_config, **kwargs)
 
     def delete_collection(self, collection_name: str, **kwargs: Any) -> bool:
+        """Delete a collection, a damaged one included (deleting frees space: never refused for it)."""
         with self._lock:
             collection = self.collections.pop(collection_name, None)
-            if collection is None:
+            damaged = self.damaged.pop(collection_name, None)
+            if collection is None and damaged is None:
                 return False
             self._aliases.drop_collection(collection_name)
-            collection.close()
+            folder = self._folder(collection_name)
+            if collection is not None:
+                collection.close()
             # renamed first: a crash in rmtree leaves a folder that is no collection (no settings file)
-            trash = collection.folder.with_name(f".deleted-{uuid.uuid4().hex}")
-            (collection.folder / "clicktune-collection.json").unlink()
-            collection.folder.rename(trash)
+            trash = folder.with_name(f".deleted-{uuid.uuid4().hex}")
+            (folder / "clicktune-collection.json").unlink(missing_ok=True)
+            folder.rename(trash)
         shutil.rmtree(trash, ignore_errors=True)
         return True
 
@@ -134,40 +157,21 @@ class EdgeEngine(QdrantBase):
         try:
             self._collection(collection_name)
             return True
+        except (EdgeCollectionDamagedError, DiskFullError):
+            return True  # it exists, damaged or not loaded: its other calls say so
         except ValueError:
             return False
 
     def get_collections(self, **kwargs: Any) -> models.CollectionsResponse:
         with self._lock:
-            return models.CollectionsResponse(
-                collections=[models.CollectionDescription(name=name) for name in self.collections])
+            return models.CollectionsResponse(collections=[
+                models.CollectionDescription(name=name) for name in sorted({*self.collections, *self.damaged})])
 
     def get_collection(self, collection_name: str, **kwargs: Any) -> models.CollectionInfo:
         collection = self._collection(collection_name)
         with collection.use() as shard:
             info = shard.info()
-        optimizers = models.OptimizersConfig(
-            deleted_threshold=0.2, vacuum_min_vector_number=1000, default_segment_number=0,
-            indexing_threshold=convert.EXACT_UP_TO_KB, flush_interval_sec=5, max_optimization_threads=1)
-        if collection.optimizers is not None:
-            optimizers = optimizers.model_copy(update=collection.optimizers.model_dump(exclude_none=True))
-        return models.CollectionInfo(
-            status=models.CollectionStatus.GREEN,
-            optimizer_status=models.OptimizersStatusOneOf.OK,
-            indexed_vectors_count=info.indexed_vectors_count,
-            points_count=info.points_count,
-            segments_count=info.segments_count,
-            payload_schema={},
-            config=models.CollectionConfig(
-                params=models.CollectionParams(vectors=collection.vectors, shard_number=1, replication_factor=1,
-                                               write_consistency_factor=1, on_disk_payload=True),
-                hnsw_config=collection.hnsw,
-                optimizer_config=optimizers,
-                wal_config=models.WalConfig(wal_capacity_mb=32, wal_segments_ahead=0),
-                quantization_config=collection.quantization,
-                metadata=collection.settings.get("metadata"),
-            ),
-        )
+        return collection.collection_info(info)
 
     def update_collection(
         self,
@@ -198,6 +202,7 @@ class EdgeEngine(QdrantBase):
         if hnsw_config is not None or optimizers_config is not None:
             hnsw = collection.hnsw.model_copy(
                 update=hnsw_config.model_dump(exclude_none=True) if hnsw_config else {})
+            self.floor.require(f"indexing collection {collection_name}", allocated_bytes(collection.folder))
             collection.rebuild_index(hnsw)
             updated = True
         return updated
@@ -211,6 +216,12 @@ class EdgeEngine(QdrantBase):
             self._aliases.apply(change_aliases_operations, lambda name: name in self.collections)
         return True
 
+    def restore_aliases(self, aliases: dict[str, str]) -> Path | None:
+        """Replace a missing or unreadable ``aliases.json`` by ``aliases`` (``clicktune repair``); returns
+        where the unreadable file was kept. Aliases naming no collection are left out."""
+        with self._lock:
+            return self._aliases.restore({a: c for a, c in aliases.items() if c in self.collections})
+
     def get_aliases(self, **kwargs: Any) -> models.CollectionsAliasesResponse:
         with self._lock:
             return models.CollectionsAliasesResponse(aliases=self._aliases.descriptions())
@@ -221,9 +232,12 @@ class EdgeEngine(QdrantBase):
 
     # Writes ------------------------------------------------------------------------------------
     def _update(self, collection: EdgeCollection, operation: Any) -> models.UpdateResult:
+        reserve = self.floor.load_reserve(collection.folder)  # on tmpfs: room for the collection's next load
+        self.floor.require(f"a write to collection {collection.folder.name}"
+                           + (" (on tmpfs, its next load needs room)" if reserve else ""), reserve)
         with collection.use() as shard:
             shard.update(operation)
-        collection.maybe_optimize()
+        collection.maybe_optimize(self.floor)
         return _COMPLETED
 
     def upsert(self, collection_name: str, points: models.Batch | Sequence[models.PointStruct],
@@ -382,19 +396,3 @@ class EdgeEngine(QdrantBase):
             self._lock_file.close()
         except (AttributeError, TypeError, ValueError, OSError):  # interpreter teardown (modules already None)
             pass
-
-
-def _unsupported(name: str) -> Any:
-    def method(self: EdgeEngine, *args: Any, **kwargs: Any) -> Any:
-        raise EdgeUnsupportedError(f"{name}: the edge engine does not support it (clicktune's embedded edge "
-                                   "engine implements what clicktune and langchain-qdrant call)")
-    method.__name__ = name
-    return method
-
-
-#: QdrantBase methods this engine does not implement: each raises EdgeUnsupportedError naming itself.
-UNSUPPORTED = sorted(
-    name for name, value in vars(QdrantBase).items()
-    if callable(value) and not name.startswith("_") and name not in vars(EdgeEngine))
-for _name in UNSUPPORTED:
-    setattr(EdgeEngine, _name, _unsupported(_name))
