@@ -11,9 +11,10 @@ from clicktune.adapters.clicklog.records import (
     InterleavedSearch,
     ShownResult,
 )
+from clicktune.adapters.clicklog.requests import ControlRequest, LoopBeat, RequestLog
 from clicktune.adapters.clicklog.store import ClickLog
 
 __all__ = [
-    "Challenger", "ChallengerLog", "Click", "ClickInput", "ClickLog", "FeedbackEvent", "Impression",
-    "ImpressionLogger", "InterleavedSearch", "ShownResult", "parse_click", "parse_clicks",
+    "Challenger", "ChallengerLog", "Click", "ClickInput", "ClickLog", "ControlRequest", "FeedbackEvent", "Impression",
+    "ImpressionLogger", "InterleavedSearch", "LoopBeat", "RequestLog", "ShownResult", "parse_click", "parse_clicks",
 ]

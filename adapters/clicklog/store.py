@@ -27,6 +27,7 @@ from clicktune.adapters.clicklog.records import (
     ShownResult,
     utcnow,
 )
+from clicktune.adapters.clicklog.requests import RequestLog
 from clicktune.adapters.errors import (
     ClickWindowExpiredError,
     ConfigurationError,
@@ -76,6 +77,8 @@ class ClickLog:
         self._create_schema()
         #: The challenger phases of every alias (same database, same engine).
         self.challengers = ChallengerLog(self.engine)
+        #: The control plane's requests and the loops serving them (same database, same engine).
+        self.requests = RequestLog(self.engine)
 
     @classmethod
     def from_settings(cls, settings: ClicktuneSettings) -> ClickLog:
