@@ -88,7 +88,13 @@ def serving_loops(feedback: ClickLog, alias: str) -> list[LoopBeat]:
 
 
 def reap_interrupted(feedback: ClickLog, alias: str) -> list[int]:
-    """Mark ``failed`` the running requests whose owner died; returns their ids. Never re-runs them."""
+    """Mark ``failed`` the running requests whose owner died; returns their ids. Never re-runs them.
+
+    Dead loops' heartbeat rows (a process killed before it could take its row away) go too."""
+    fresh = feedback.requests.loops(alias, seen_within=STALE_SECONDS)
+    for beat in feedback.requests.loops(alias):
+        if not alive(beat.owner, fresh):
+            feedback.requests.leave(beat.owner)
     beats = feedback.requests.loops(alias, seen_within=STALE_SECONDS)
     reaped = []
     for request in feedback.requests.running(alias):
