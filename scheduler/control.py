@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Collection
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from clicktune.adapters.clicklog import ClickLog, ControlRequest, LoopBeat
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 #: A loop refreshes its heartbeat this often; one not seen for STALE_SECONDS is taken for dead.
 BEAT_SECONDS = 5.0
 STALE_SECONDS = 20.0
+#: Finished requests are kept this long (``status``'s own reads of the app's Qdrant: an hour).
+KEEP_REQUESTS = timedelta(days=90)
 
 
 class NoLoopServingError(ClicktuneError):
@@ -195,6 +198,9 @@ class RequestServer:
             try:
                 self._beat()
                 reap_interrupted(self.feedback, self.alias)
+                # status's reads are worth nothing once answered; the others are the operator's record
+                self.feedback.requests.prune(self.alias, older_than=timedelta(hours=1), commands={"status"})
+                self.feedback.requests.prune(self.alias, older_than=KEEP_REQUESTS)
             except Exception as exc:  # noqa: BLE001 - retried at the next beat
                 log.warning("request heartbeat failed (%s: %s)", type(exc).__name__, exc)
 

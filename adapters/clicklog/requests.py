@@ -159,6 +159,16 @@ class RequestLog:
             rows = conn.execute(select(t).where(t.c.alias == alias).order_by(t.c.id.desc()).limit(limit)).mappings()
             return [ControlRequest.model_validate(dict(r)) for r in rows]
 
+    def prune(self, alias: str, *, older_than: timedelta, commands: Collection[str] | None = None) -> int:
+        """Delete finished requests of ``alias`` submitted before ``older_than`` ago (only ``commands``)."""
+        t = tables.requests
+        where = ((t.c.alias == alias) & t.c.status.in_(sorted(FINAL_STATUSES))
+                 & (t.c.submitted_at < utcnow() - older_than))
+        if commands is not None:
+            where &= t.c.command.in_(list(commands))
+        with self.engine.begin() as conn:
+            return conn.execute(t.delete().where(where)).rowcount
+
     # Heartbeats ----------------------------------------------------------------------------------
     def beat(self, owner: str, alias: str, host: str, pid: int) -> None:
         """Say that ``owner`` serves ``alias``'s requests now (insert or refresh its row)."""

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -50,6 +51,11 @@ def test_pending_requests_are_cancelled_and_dead_owners_interrupted_never_rerun(
     assert log.requests.claim("docs", "loop-c", {"retrain", "rollback"}) is None  # never re-run
     assert not log.requests.finish(first.id, "loop-a", "done", "{}")  # a late answer is dropped
     assert [r.id for r in log.requests.recent("docs")] == [second.id, first.id]
+    pending = log.requests.submit("docs", "status", {}, submitted_by="ops:1")
+    assert log.requests.prune("docs", older_than=timedelta(hours=1)) == 0  # all younger
+    assert log.requests.prune("docs", older_than=timedelta(0), commands={"retrain"}) == 1
+    assert log.requests.prune("docs", older_than=timedelta(0)) == 1  # the rollback; the pending one stays
+    assert [r.id for r in log.requests.recent("docs")] == [pending.id]
     log.close()
 
 
