@@ -98,9 +98,16 @@ def _here_or_in_app(command: RequestCommand, arguments: dict[str, PlainValue], t
     try:
         handle = _handle()
     except EmbeddedFolderInUseError as held:
-        from clicktune.scheduler.control import send
+        from clicktune.scheduler.control import NoLoopServingError, locked_answer, send
 
-        _emit(send(_State.settings, command, arguments, timeout=timeout, why=str(held)))
+        try:
+            answer = send(_State.settings, command, arguments, timeout=timeout, why=str(held))
+        except NoLoopServingError:
+            locked = locked_answer(_State.settings, command)  # another `clicktune retrain` holds both?
+            if locked is None:
+                raise
+            answer = locked
+        _emit(answer)
         return
     try:
         answer = run_here(handle)

@@ -35,7 +35,14 @@ from clicktune.adapters.clicklog import ClickLog, ControlRequest, LoopBeat
 from clicktune.adapters.crashpoints import crash_point
 from clicktune.adapters.errors import ClicktuneError
 from clicktune.adapters.settings import ClicktuneSettings
-from clicktune.scheduler.commands import EXIT_ERROR, LEASED_COMMANDS, READ_COMMANDS, Answer, execute
+from clicktune.scheduler.commands import (
+    EXIT_ERROR,
+    EXIT_LOCKED,
+    LEASED_COMMANDS,
+    READ_COMMANDS,
+    Answer,
+    execute,
+)
 
 if TYPE_CHECKING:
     from clicktune.adapters.clicklog.requests import PlainValue, RequestCommand
@@ -270,6 +277,27 @@ def _send(feedback: ClickLog, alias: str, command: RequestCommand, arguments: di
             _say(f"request {current.id} {current.status}" + (f" in {current.owner}" if current.owner else "")
                  + f" ({waited:.0f}s)")
         time.sleep(0.25)
+
+
+def locked_answer(settings: ClicktuneSettings, command: RequestCommand) -> Answer | None:
+    """What a leased command answers when the alias's lease is taken (exit 3, as when it runs here), or
+    None when it is free: a process holding the folder and the lease (another `clicktune retrain`) serves
+    no requests, and the operator should hear "locked", not "nothing serves"."""
+    from clicktune.scheduler.lock import lock_name
+
+    if command not in LEASED_COMMANDS:
+        return None
+    alias = settings.collection_alias
+    feedback = ClickLog.from_settings(settings)
+    try:
+        holder = feedback.lock_holder(lock_name(alias))
+    finally:
+        feedback.close()
+    if holder is None:
+        return None
+    if command == "retrain":
+        return Answer(exit_code=EXIT_LOCKED, out=["locked: another retrain holds the lock"])
+    return Answer(exit_code=EXIT_LOCKED, err=[f"another process holds the lock of alias {alias!r}; try again later"])
 
 
 def answer_of(request: ControlRequest) -> Answer:

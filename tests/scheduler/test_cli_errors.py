@@ -72,6 +72,25 @@ def test_embedded_folder_held_by_a_process_that_serves_no_requests(home: Path) -
     assert "alias docs -> (not read)" in status.stdout and "v0001" in status.stdout  # the registry was read
 
 
+def test_a_process_holding_the_folder_and_the_lease_makes_commands_exit_3_as_before(home: Path) -> None:
+    """Another `clicktune retrain` holds the folder and the alias's lease and serves no requests: a second
+    command says "locked" with exit 3, as when the lease alone is taken, not that nothing serves."""
+    from clicktune.adapters.clicklog import ClickLog
+    from clicktune.scheduler.lock import lock_name
+
+    feedback = ClickLog.from_settings(ClicktuneSettings(home=home))
+    holder = QdrantClient(path=str(home / "qdrant"))
+    assert feedback.acquire_lock(lock_name("docs"), "another-worker", 600)
+    try:
+        retrain, rollback = _clicktune(home, "retrain"), _clicktune(home, "rollback")
+    finally:
+        holder.close()
+        feedback.release_lock(lock_name("docs"), "another-worker")
+        feedback.close()
+    assert (retrain.returncode, retrain.stdout) == (3, "locked: another retrain holds the lock\n"), retrain.stderr
+    assert rollback.returncode == 3 and "another process holds the lock of alias 'docs'" in rollback.stderr
+
+
 def test_failed_retrain_is_one_line_and_exit_1_and_debug_shows_the_traceback(home: Path) -> None:
     settings = ClicktuneSettings(home=home, progress=False)
     with ClicktuneEmbeddings(settings, watch=False) as emb:
