@@ -77,7 +77,7 @@ def _handle() -> IndexHandle:
 def _emit(answer: Answer) -> None:
     """Print an answer, whichever process ran the command, and exit with its code."""
     for line in answer.out:
-        console.print(line)
+        console.print(line, markup=False)  # plain text: a retrain's "[mine 1.2s, ...]" is not a style
     if answer.json_out is not None:
         console.print_json(answer.json_out)
     for line in answer.err:

@@ -35,7 +35,7 @@ EXIT_LOCKED = 3  # another process holds the alias's lease: not an error, but no
 class Answer(BaseModel):
     """What a command prints and its exit code: the unit both paths render alike.
 
-    ``out`` lines go to stdout through Rich (they may carry markup), ``json_out`` to stdout as
+    ``out`` lines go to stdout as plain text (no Rich markup), ``json_out`` to stdout as
     JSON, ``err`` lines to stderr, ``error`` as ``clicktune: error: <error>`` on stderr.
     """
 
