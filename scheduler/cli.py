@@ -49,6 +49,7 @@ class _State:
     debug = False
     settings: ClicktuneSettings | None = None
     alias: str | None = None  # --alias as given
+    via_loop = False  # --via-loop: send the command to the serving loop whatever
 
 
 @app.callback()
@@ -57,11 +58,15 @@ def _main(
                                         help="Show tracebacks and debug logs.")] = False,
     home: Annotated[str | None, typer.Option("--home", help="clicktune home folder (CLICKTUNE_HOME).")] = None,
     alias: Annotated[str | None, typer.Option("--alias", help="Collection alias (CLICKTUNE_COLLECTION_ALIAS).")] = None,
+    via_loop: Annotated[bool, typer.Option(
+        "--via-loop", help="Send the command to the loop serving requests (the app's, or `clicktune worker`) even "
+                           "when this process could run it: with a Qdrant server, a reindex then replays the "
+                           "app's writes.")] = False,
 ) -> None:
     from clicktune.adapters import ClicktuneSettings
     from clicktune.scheduler.cli_errors import configure_logging
 
-    _State.debug, _State.alias = debug, alias
+    _State.debug, _State.alias, _State.via_loop = debug, alias, via_loop
     overrides = {k: v for k, v in {"home": home, "collection_alias": alias}.items() if v is not None}
     _State.settings = ClicktuneSettings(**overrides)  # type: ignore[arg-type]
     configure_logging(debug, _State.settings.log_level)  # --debug wins over log_level
@@ -96,6 +101,8 @@ def _here_or_in_app(command: RequestCommand, arguments: dict[str, PlainValue], t
 
     assert _State.settings is not None
     try:
+        if _State.via_loop:
+            raise EmbeddedFolderInUseError("--via-loop: the command runs in the loop serving requests", "")
         handle = _handle()
     except EmbeddedFolderInUseError as held:
         from clicktune.scheduler.control import NoLoopServingError, locked_answer, send
@@ -359,7 +366,7 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the Typer app; an error the operator can fix becomes one line on stderr and exit code 1."""
-    _State.debug, _State.settings = False, None
+    _State.debug, _State.settings, _State.via_loop = False, None, False
     try:
         app(args=argv, prog_name="clicktune")
     except SystemExit as exit_:

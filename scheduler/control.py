@@ -233,6 +233,11 @@ def send(settings: ClicktuneSettings, command: RequestCommand, arguments: dict[s
 
 
 def _nobody(alias: str, why: str) -> NoLoopServingError:
+    if why.startswith("--via-loop"):
+        return NoLoopServingError(
+            f"no clicktune loop serves requests for alias {alias!r} (no heartbeat in the feedback database in the "
+            f"last {STALE_SECONDS:g}s): start one (`start_background_loop()` in the app, or `clicktune worker`), "
+            "or drop --via-loop")
     return NoLoopServingError(
         f"{why.split(';')[0]}, and no clicktune loop serves requests for alias {alias!r} (no heartbeat in the "
         f"feedback database in the last {STALE_SECONDS:g}s): start the loop in that process "

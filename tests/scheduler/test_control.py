@@ -86,3 +86,24 @@ def test_a_request_nobody_picks_up_is_cancelled_when_the_sender_stops_waiting(ho
     [request] = log.requests.recent("docs")
     assert request.status == "skipped" and log.requests.claim("docs", "late", {"rollback"}) is None
     log.close()
+
+
+def test_via_loop_sends_a_command_this_process_could_run_to_the_serving_loop(
+    cli_home: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """With a Qdrant server the CLI can run everything itself; --via-loop sends it to the serving loop
+    anyway (there a reindex replays the app's writes). Shown here on an embedded home, in one process."""
+    from clicktune.scheduler.cli import main
+
+    server = RequestServer(ClicktuneSettings(home=cli_home, progress=False, request_poll_seconds=0.05)).start()
+    try:
+        assert main(["--home", str(cli_home), "--via-loop", "reindex", "--version", "v0002"]) == 0
+        assert capsys.readouterr().out.rstrip().endswith("alias and CURRENT now v0002")
+        [request] = server.feedback.requests.recent("docs")
+        assert (request.command, request.status, request.owner) == ("reindex", "done", server.owner)
+    finally:
+        server.stop()
+    assert main(["--home", str(cli_home), "--via-loop", "rollback"]) == 1
+    assert "no clicktune loop serves requests for alias 'docs'" in capsys.readouterr().err
+    assert main(["--home", str(cli_home), "rollback"]) == 0  # run here, as always
+    assert "rolled back: alias and CURRENT now v0001" in capsys.readouterr().out
