@@ -156,6 +156,11 @@ class ScheduleSettings(SettingsGroup):
         "misfire_grace_seconds", 300, "APScheduler: a tick missed by up to this long still runs (once).", ge=1
     )
     lock_lease_seconds: int = flat("lock_lease_seconds", 600, "Retrain lock lease; renewed while alive.", ge=10)
+    request_poll_seconds: float = flat(
+        "request_poll_seconds", 1.0,
+        "How often the app's loop looks for commands sent from another shell (clicktune retrain, rollback, ...).",
+        gt=0, le=60,
+    )
 
 
 class FeedbackSettings(SettingsGroup):

@@ -186,6 +186,17 @@ def _apply_retention(handle: IndexHandle, guard: Callable[[], None] | None) -> N
     apply_retention(handle, guard=guard)
 
 
+def judge_phase(feedback: ClickLog, settings: ClicktuneSettings, challenger: Challenger, *,
+                now: datetime | None = None) -> Verdict:
+    """The sequential test on the phase's settled searches: the feedback database alone, no Qdrant, so
+    ``clicktune status`` shows the tally while an app holds embedded Qdrant."""
+    now = now or datetime.now(timezone.utc)
+    settled = now - timedelta(seconds=settings.challenger.settle_seconds)
+    searches = feedback.challengers.searches(challenger, until=settled)
+    expired = now - challenger.started_at > timedelta(hours=settings.challenger.max_hours)
+    return SequentialSignTest.from_settings(settings).decide([s.outcome for s in searches], expired=expired)
+
+
 class ChallengerPhase:
     """Start, judge and end the challenger phase of one alias."""
 
@@ -223,11 +234,7 @@ class ChallengerPhase:
         return challenger
 
     def judge(self, challenger: Challenger, *, now: datetime | None = None) -> Verdict:
-        now = now or datetime.now(timezone.utc)
-        settled = now - timedelta(seconds=self.settings.challenger.settle_seconds)
-        searches = self.feedback.challengers.searches(challenger, until=settled)
-        expired = now - challenger.started_at > timedelta(hours=self.settings.challenger.max_hours)
-        return self.test.decide([s.outcome for s in searches], expired=expired)
+        return judge_phase(self.feedback, self.settings, challenger, now=now)
 
     def promote(self, challenger: Challenger, verdict: dict[str, Any]) -> None:
         """Swap the alias to the challenger's collection and promote it, while writers wait."""

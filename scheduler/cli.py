@@ -4,6 +4,12 @@ Exit codes scripts can rely on: 0 success, 1 an error the operator can fix (one 
 ``clicktune: error: ...`` on stderr, no traceback unless --debug or CLICKTUNE_DEBUG=1; see
 ``cli_errors``), 2 bad usage (Typer's own), 3 another process holds the alias's lock.
 
+Beside a running app: with embedded Qdrant only one process can open the folder. When the app holds
+it, the commands that need Qdrant (retrain, reindex, rollback, repair, eval, challenger promote|drop)
+are sent to the loop the app runs (``start_background_loop``) through the feedback database and
+print its answer, the same lines and exit codes (``clicktune.scheduler.control``); ``status`` and
+``history`` read the database and the registry here and ask the loop only for what Qdrant holds.
+
 Imports are lazy: a command imports what it needs (Qdrant client, SQLAlchemy, training) inside its
 body, so ``clicktune --help`` loads Typer and Rich only, and ``status`` never loads torch or
 sentence-transformers.
@@ -13,9 +19,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -33,12 +38,20 @@ err = Console(stderr=True, soft_wrap=True)
 EXIT_ERROR = 1
 EXIT_LOCKED = 3  # another retrain holds the lock: not an error, but nothing ran
 
+if TYPE_CHECKING:
+    from clicktune.adapters.clicklog.requests import PlainValue, RequestCommand
+    from clicktune.scheduler.commands import Answer
+
+#: How long a command sent to the app's loop waits for its answer.
+Timeout = Annotated[float, typer.Option(
+    "--timeout", min=1, help="When the app holds embedded Qdrant: seconds to wait for its loop to run this.")]
+
 
 class _State:
     debug = False
     settings: ClicktuneSettings | None = None
-    guard: Callable[[], None] | None = None  # the held lease's ensure_held, inside _exclusive
     alias: str | None = None  # --alias as given
+    via_loop = False  # --via-loop: send the command to the serving loop whatever
 
 
 @app.callback()
@@ -47,11 +60,15 @@ def _main(
                                         help="Show tracebacks and debug logs.")] = False,
     home: Annotated[str | None, typer.Option("--home", help="clicktune home folder (CLICKTUNE_HOME).")] = None,
     alias: Annotated[str | None, typer.Option("--alias", help="Collection alias (CLICKTUNE_COLLECTION_ALIAS).")] = None,
+    via_loop: Annotated[bool, typer.Option(
+        "--via-loop", help="Send the command to the loop serving requests (the app's, or `clicktune worker`) even "
+                           "when this process could run it: with a Qdrant server, a reindex then replays the "
+                           "app's writes.")] = False,
 ) -> None:
     from clicktune.adapters import ClicktuneSettings
     from clicktune.scheduler.cli_errors import configure_logging
 
-    _State.debug, _State.alias = debug, alias
+    _State.debug, _State.alias, _State.via_loop = debug, alias, via_loop
     overrides = {k: v for k, v in {"home": home, "collection_alias": alias}.items() if v is not None}
     _State.settings = ClicktuneSettings(**overrides)  # type: ignore[arg-type]
     configure_logging(debug, _State.settings.log_level)  # --debug wins over log_level
@@ -64,9 +81,56 @@ def _handle() -> IndexHandle:
     return IndexHandle.from_settings(_State.settings)
 
 
+def _emit(answer: Answer) -> None:
+    """Print an answer, whichever process ran the command, and exit with its code."""
+    for line in answer.out:
+        console.print(line, markup=False)  # plain text: a retrain's "[mine 1.2s, ...]" is not a style
+    if answer.json_out is not None:
+        console.print_json(answer.json_out)
+    for line in answer.err:
+        err.print(line)
+    if answer.error is not None:
+        _error(answer.error)
+    if answer.exit_code:
+        raise typer.Exit(answer.exit_code)
+
+
+def _here_or_in_app(command: RequestCommand, arguments: dict[str, PlainValue], timeout: float,
+                    run_here: Callable[[IndexHandle], Answer]) -> None:
+    """Run the command here if this process can open Qdrant (unchanged), else send it to the app's loop."""
+    from clicktune.adapters.qdrant import EmbeddedFolderInUseError
+    from clicktune.scheduler.commands import AliasLocked, Answer
+
+    assert _State.settings is not None
+    try:
+        if _State.via_loop:
+            raise EmbeddedFolderInUseError("--via-loop: the command runs in the loop serving requests", "")
+        handle = _handle()
+    except EmbeddedFolderInUseError as held:
+        from clicktune.scheduler.control import NoLoopServingError, locked_answer, send
+
+        try:
+            answer = send(_State.settings, command, arguments, timeout=timeout, why=str(held))
+        except NoLoopServingError:
+            locked = locked_answer(_State.settings, command)  # another `clicktune retrain` holds both?
+            if locked is None:
+                raise
+            answer = locked
+        _emit(answer)
+        return
+    try:
+        answer = run_here(handle)
+    except AliasLocked as exc:
+        answer = Answer(exit_code=EXIT_LOCKED, err=[str(exc)])
+    _emit(answer)
+
+
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """Alias target, versions, point counts, feedback, lock, next run and any challenger (creates nothing)."""
+    """Alias target, versions, point counts, feedback, lock, next run and any challenger (creates nothing).
+
+    While an app holds embedded Qdrant, what only Qdrant knows comes from the app's loop, or is marked unread.
+    """
     from clicktune.scheduler.cli_status import print_status, status_data
 
     assert _State.settings is not None
@@ -80,73 +144,54 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 @app.command()
 def retrain(
     force: Annotated[bool, typer.Option("--force", help="Run even if fewer than min_new_clicks arrived.")] = False,
+    timeout: Timeout = 3600,
 ) -> None:
     """One tick of the loop: train a candidate and open its challenger phase, or judge the running one.
 
     Exit code 0 when the tick ran (challenger, running, promoted, dropped, rejected or skipped), 3 when
     another process holds the alias's lock, 1 when a step failed (alias and CURRENT are then unchanged).
     """
-    from clicktune.scheduler.cli_errors import reported_here
-    from clicktune.scheduler.loop import RetrainLoop
+    from clicktune.scheduler import commands
 
     assert _State.settings is not None
-    with reported_here("clicktune.scheduler.loop", _State.debug):
-        outcome = RetrainLoop(_State.settings).tick(force=force)
-    if outcome.status == "failed":
-        _error(f"retrain failed, alias and CURRENT unchanged: {outcome.reason} (--debug shows the traceback)")
-        raise typer.Exit(EXIT_ERROR)
-    steps = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.steps.items())
-    console.print(f"{outcome.status}: {outcome.reason}" + (f" [{steps}]" if steps else ""))
-    if outcome.status == "locked":
-        raise typer.Exit(EXIT_LOCKED)
+    settings, debug = _State.settings, _State.debug
+    _here_or_in_app("retrain", {"force": force}, timeout,
+                    lambda handle: commands.retrain(settings, force=force, handle=handle, debug=debug))
 
 
 @app.command(name="eval")
 def evaluate(
     golden: Annotated[str | None, typer.Option("--golden", help="BEIR folder (queries.jsonl, qrels/).")] = None,
     split: Annotated[str, typer.Option("--split", help="qrels split of the golden folder.")] = "test",
+    timeout: Timeout = 600,
 ) -> None:
     """Score the live collection: on the golden set if given, else on the held-out click queries.
 
     Exit code 1 when there is no query to score (no held-out click query yet, or an empty split).
     """
-    from clicktune.adapters.clicklog import ClickLog
-    from clicktune.scheduler.cli_errors import NothingToScoreError
+    from pathlib import Path
+
+    from clicktune.scheduler import commands
     from clicktune.scheduler.cli_status import require_setup
-    from clicktune.scheduler.evaluation import EvalSet, evaluate_version
-    from clicktune.scheduler.miner import MiningConfig, mine_feedback
 
     assert _State.settings is not None
-    require_setup(_State.settings)
-    handle = _handle()
-    live = handle.collections.require_live()
-    if golden:
-        eval_set = EvalSet.from_beir(golden, split=split)
-        if not eval_set.queries:
-            raise NothingToScoreError(f"nothing to score: the golden set {golden} has no query with a relevant "
-                                      f"document in split {split!r}; check --golden and --split")
-    else:
-        window = handle.settings.feedback.window_days
-        mined = mine_feedback(ClickLog.from_settings(handle.settings), lambda ids: {i: "" for i in ids},
-                              MiningConfig.from_settings(handle.settings), alias=handle.collections.alias)
-        eval_set = EvalSet(mined.eval_queries, mined.eval_relevant, judged=mined.eval_judged)
-        if not eval_set.queries:
-            raise NothingToScoreError(
-                "nothing to score: no held-out click query" + (f" in the last {window:g} days" if window else "")
-                + f" ({mined.stats.get('clicks', 0)} clicks mined; held-out queries are a fixed share of the clicked "
-                "queries); collect more clicks, or pass --golden with a BEIR folder")
-    scores = evaluate_version(handle, live.version, eval_set)
-    console.print_json(json.dumps({"collection": live.collection, "set": eval_set.name, **scores.as_dict()}))
+    settings = _State.settings
+    require_setup(settings)
+    golden_path = str(Path(golden).resolve()) if golden else None  # the app's working folder may differ
+    _here_or_in_app("eval", {"golden": golden_path, "split": split}, timeout,
+                    lambda handle: commands.evaluate(settings, golden, split, handle=handle))
 
 
 @app.command()
 def history() -> None:
-    """Every decision: offline checks and challenger phases, oldest first."""
+    """Every decision: offline checks and challenger phases, oldest first (from the registry alone)."""
     from rich.table import Table
 
-    handle = _handle()
+    from clicktune.adapters.registry import ModelRegistry
+
+    assert _State.settings is not None
     table = Table("version", "status", "parent", "created", "pairs", "decision", "champion", "detail")
-    for row in handle.registry.describe():
+    for row in ModelRegistry.from_settings(_State.settings).describe():
         decisions = row.get("decisions") or []
         base = [row["version"], row.get("status", "?"), row.get("parent") or "-", str(row.get("created_at"))[:19],
                 str((row.get("training") or {}).get("pairs", "-"))]
@@ -183,90 +228,39 @@ def worker(
     run_worker(_State.settings)
 
 
-@contextmanager
-def _exclusive(action: str, *, allow_challenger: bool = False) -> Iterator[IndexHandle]:
-    """The alias's lease (exit 3 when another process holds it) and, unless allowed, no running challenger.
-
-    While it is held, ``_State.guard`` is the lease's ``ensure_held``: steps that move the alias call it first.
-    """
-    from clicktune.scheduler.challenger import ChallengerPhase
-    from clicktune.scheduler.loop import RetrainLoop
-
-    assert _State.settings is not None
-    loop = RetrainLoop(_State.settings)
-    with loop.lease() as held:
-        if not held:
-            err.print(f"another process holds the lock of alias {loop.alias!r}; try again later")
-            raise typer.Exit(EXIT_LOCKED)
-        handle = loop.handle
-        if not allow_challenger:
-            ChallengerPhase(handle, loop.feedback).ensure_none_running(action)
-        _State.guard = held.ensure_held
-        try:
-            yield handle
-        finally:
-            _State.guard = None
-
-
 @app.command()
 def reindex(
     version: Annotated[str, typer.Option("--version", "-v", help="Registered model version, e.g. v0003.")],
+    timeout: Timeout = 3600,
 ) -> None:
     """Build <alias>__<version> from the live collection, verify it, swap the alias, promote CURRENT."""
-    from contextlib import nullcontext
+    from clicktune.scheduler import commands
 
-    from clicktune.scheduler.cli_progress import CopyProgress
-    from clicktune.scheduler.reindex import BlueGreenReindexer
-
-    with _exclusive("re-index") as handle:
-        reindexer = BlueGreenReindexer(handle, guard=_State.guard)
-        live = handle.collections.live()
-        # No TTY, no bar: log the copy's progress at INFO instead (the reindexer reports a missing alias).
-        progress = (nullcontext() if reindexer.show_progress or live is None
-                    else CopyProgress(handle.index, live.version, version))
-        with progress:
-            report = reindexer.run(version)
-    console.print(
-        f"{report.source} -> {report.target}: {report.points} points, {report.replayed} replayed, "
-        f"{report.seconds.get('total', 0):.1f}s; alias and CURRENT now {report.version}"
-    )
+    assert _State.settings is not None
+    settings = _State.settings
+    _here_or_in_app("reindex", {"version": version}, timeout,
+                    lambda handle: commands.reindex(settings, version, handle=handle))
 
 
 @app.command()
-def rollback() -> None:
+def rollback(timeout: Timeout = 600) -> None:
     """Alias and CURRENT back to the previous version (its collection is kept: no re-encoding)."""
-    from clicktune.scheduler.reindex import rollback as do_rollback
+    from clicktune.scheduler import commands
 
-    with _exclusive("roll back") as handle:
-        version = do_rollback(handle, _State.guard)
-    console.print(f"rolled back: alias and CURRENT now {version}")
+    assert _State.settings is not None
+    settings = _State.settings
+    _here_or_in_app("rollback", {}, timeout, lambda handle: commands.rollback(settings, handle=handle))
 
 
 @app.command()
-def repair() -> None:
+def repair(timeout: Timeout = 600) -> None:
     """Rebuild an unreadable CURRENT from the alias and the versions' metadata, or a lost alias (the edge
     engine's alias file) from CURRENT; a bad file is kept aside."""
-    from clicktune.adapters.errors import CorruptRegistryError
+    from clicktune.scheduler import commands
 
-    with _exclusive("repair", allow_challenger=True) as handle:
-        try:
-            pointer = handle.registry.pointer()
-        except CorruptRegistryError:
-            pointer = None  # CURRENT is the one to repair, from the alias
-        restored = handle.collections.restore_alias(pointer.version) if pointer is not None else None
-        if restored is not None:
-            console.print(f"alias rebuilt: {restored.alias} -> {restored.collection} (from CURRENT)"
-                          + (f"; the unreadable file is kept as {restored.kept}" if restored.kept else ""))
-        live = handle.collections.live()
-        repaired = handle.registry.repair(live.version if live else None)
-        if repaired is None and restored is not None:
-            return
-    if repaired is None:
-        console.print("CURRENT is readable: nothing to repair")
-        return
-    pointer, kept = repaired
-    console.print(f"CURRENT rebuilt: {pointer.version} live, history {', '.join(pointer.history) or '-'}"
-                  + (f"; the unreadable file is kept as {kept}" if kept else ""))
+    assert _State.settings is not None
+    settings = _State.settings
+    _here_or_in_app("repair", {}, timeout, lambda handle: commands.repair(settings, handle=handle))
 
 
 @app.command(name="import")
@@ -293,10 +287,16 @@ def import_(
     if not collection or "__" in collection or "/" in collection:
         raise ConfigurationError(f"cannot import {collection!r}: its name becomes the alias, and an alias may not "
                                  "contain '__' (clicktune's <alias>__<version>) or '/'")
+    from clicktune.scheduler.commands import AliasLocked, exclusive
+
     _State.settings = load_settings(_State.settings, collection_alias=collection)
-    with _exclusive("import") as handle:
-        report = import_collection(handle, content_key=content_key, metadata_key=metadata_key,
-                                   vector_name=vector_name, guard=_State.guard)
+    try:
+        with exclusive(_State.settings, "import") as (handle, guard):
+            report = import_collection(handle, content_key=content_key, metadata_key=metadata_key,
+                                       vector_name=vector_name, guard=guard)
+    except AliasLocked as exc:
+        err.print(str(exc))
+        raise typer.Exit(EXIT_LOCKED) from None
     if report.status != "imported":
         done = "finished an interrupted import" if report.status == "finished" else "nothing to import"
         console.print(f"{done}: {collection} is the alias of {report.target} ({report.points} points)")
@@ -350,35 +350,25 @@ challenger_app = typer.Typer(help="End a running challenger phase by hand.", no_
 app.add_typer(challenger_app, name="challenger")
 
 
-def _end_challenger(decision: str) -> None:
-    from clicktune.adapters.clicklog import ClickLog
-    from clicktune.adapters.errors import NoChallengerError
-    from clicktune.scheduler.challenger import ChallengerPhase
+def _end_challenger(decision: Literal["promote", "drop"], timeout: float) -> None:
+    from clicktune.scheduler import commands
 
-    with _exclusive("end a challenger", allow_challenger=True) as handle:
-        phase = ChallengerPhase(handle, ClickLog.from_settings(handle.settings), guard=_State.guard)
-        running = phase.reconcile()
-        if running is None:
-            raise NoChallengerError(f"no challenger is running on alias {handle.collections.alias!r}")
-        verdict = {**phase.judge(running).as_dict(), "decision": decision, "reason": f"{decision} by hand"}
-        if decision == "promote":
-            phase.promote(running, verdict)
-        else:
-            phase.drop(running, verdict)
-    console.print(f"challenger {running.challenger_version}: {decision} by hand "
-                  f"({verdict['wins']} wins, {verdict['losses']} losses, {verdict['ties']} ties, z {verdict['z']:+.2f})")
+    assert _State.settings is not None
+    settings = _State.settings
+    _here_or_in_app("challenger-promote" if decision == "promote" else "challenger-drop", {}, timeout,
+                    lambda handle: commands.end_challenger(settings, decision, handle=handle))
 
 
 @challenger_app.command("promote")
-def challenger_promote() -> None:
+def challenger_promote(timeout: Timeout = 600) -> None:
     """Promote the running challenger now, whatever its counts say."""
-    _end_challenger("promote")
+    _end_challenger("promote", timeout)
 
 
 @challenger_app.command("drop")
-def challenger_drop() -> None:
+def challenger_drop(timeout: Timeout = 600) -> None:
     """Drop the running challenger now: its collection is deleted, the champion stays."""
-    _end_challenger("drop")
+    _end_challenger("drop", timeout)
 
 
 def _error(message: str) -> None:
@@ -387,7 +377,7 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the Typer app; an error the operator can fix becomes one line on stderr and exit code 1."""
-    _State.debug, _State.settings = False, None
+    _State.debug, _State.settings, _State.via_loop = False, None, False
     try:
         app(args=argv, prog_name="clicktune")
     except SystemExit as exit_:

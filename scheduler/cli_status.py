@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from clicktune.adapters.clicklog import ClickLog
-    from clicktune.adapters.qdrant import AliasedCollections, IndexHandle
+    from clicktune.adapters.qdrant import AliasedCollections
     from clicktune.adapters.registry import ModelRegistry
 
 
@@ -69,45 +69,86 @@ def require_setup(settings: ClicktuneSettings) -> HomeParts:
     )
 
 
-def status_data(settings: ClicktuneSettings) -> dict[str, Any]:
-    """Everything ``status`` shows, as JSON-ready data; reads only the parts that exist."""
+def status_data(settings: ClicktuneSettings, *, timeout: float = 30.0) -> dict[str, Any]:
+    """Everything ``status`` shows, as JSON-ready data; reads only the parts that exist.
+
+    When another process holds the embedded Qdrant folder, the Qdrant part comes from that process's
+    loop (a ``status`` request, answered in about ``request_poll_seconds``) if one serves; else it
+    stays empty and ``unread`` says why, and everything else is read as usual.
+    """
     parts = require_setup(settings)  # before importing the Qdrant client: a wrong home fails at once
     from clicktune.adapters.clicklog import ClickLog
-    from clicktune.adapters.qdrant import AliasedCollections, IndexHandle, qdrant_client_from_settings
+    from clicktune.adapters.qdrant import (
+        AliasedCollections,
+        EmbeddedFolderInUseError,
+        qdrant_client_from_settings,
+    )
     from clicktune.adapters.registry import ModelRegistry
 
     alias = settings.collection_alias
     registry = ModelRegistry.from_settings(settings) if parts.registry else None
-    client = qdrant_client_from_settings(settings) if parts.qdrant else None
+    unread: dict[str, str] = {}
+    try:
+        client = qdrant_client_from_settings(settings) if parts.qdrant else None
+    except EmbeddedFolderInUseError as held:
+        client, unread["qdrant"] = None, str(held)
     collections = AliasedCollections(client, alias) if client is not None else None
-    handle = (IndexHandle.from_settings(settings, client=client, registry=registry)
-              if client is not None and registry is not None else None)
     log = ClickLog.from_settings(settings) if parts.feedback else None
     try:
+        index = qdrant_data(collections)
+        if "qdrant" in unread:
+            index = _qdrant_data_from_the_app(settings, unread, timeout) or index
         return {
             "home": str(settings.home.expanduser().resolve()),
             "missing": parts.missing,
+            "unread": unread,
             "alias": alias,
-            **_index_data(collections, registry),
+            **index,
+            **_registry_data(registry),
             **_feedback_data(settings, log),
-            "challenger": _challenger_data(handle, log) if handle is not None and log is not None else None,
+            "challenger": _challenger_data(settings, log) if log is not None else None,
         }
     finally:
         if log is not None:
             log.close()
 
 
-def _index_data(collections: AliasedCollections | None, registry: ModelRegistry | None) -> dict[str, Any]:
+def _qdrant_data_from_the_app(settings: ClicktuneSettings, unread: dict[str, str],
+                              timeout: float) -> dict[str, Any] | None:
+    """The app's loop reads its Qdrant for us; None (and ``unread`` says why) when it cannot."""
+    import json
+
+    from clicktune.scheduler.control import NoLoopServingError, send
+
+    try:
+        answer = send(settings, "status", {}, timeout=timeout, why=unread["qdrant"])
+    except NoLoopServingError as exc:
+        unread["qdrant"] = str(exc)
+        return None
+    if answer.exit_code or answer.json_out is None:
+        unread["qdrant"] = f"{unread['qdrant'].split(';')[0]}, and its loop did not answer: {answer.error}"
+        return None
+    del unread["qdrant"]
+    return dict(json.loads(answer.json_out))
+
+
+def qdrant_data(collections: AliasedCollections | None) -> dict[str, Any]:
+    """What only Qdrant knows: the alias's target, its collections (points, search kind), other aliases."""
     live = collections.live() if collections is not None else None
-    pointer = registry.pointer() if registry is not None else None
     others = collections.other_aliases() if collections is not None and live is None else []
     return {
         "alias_target": live.collection if live else None,
         "other_aliases": others,  # only when this alias has none: a misspelled --alias shows the right one
-        "current_version": pointer.version if pointer else None,
-        "previous_version": pointer.previous if pointer else None,
         "collections": [_collection_row(collections, c.collection, c.version)
                         for c in collections.versions()] if collections is not None else [],
+    }
+
+
+def _registry_data(registry: ModelRegistry | None) -> dict[str, Any]:
+    pointer = registry.pointer() if registry is not None else None
+    return {
+        "current_version": pointer.version if pointer else None,
+        "previous_version": pointer.previous if pointer else None,
         "versions": [
             {k: row.get(k) for k in ("version", "status", "parent", "created_at", "embedding_dim", "index_precision")}
             for row in registry.describe()
@@ -134,7 +175,8 @@ def _feedback_data(settings: ClicktuneSettings, log: ClickLog | None) -> dict[st
     window: dict[str, Any] = {"days": days, "impressions": 0, "clicks": 0}
     if log is None:
         return {"clicks_total": 0, "clicks_since_last_run": 0, "last_runs": [], "feedback_window": window,
-                "lock": None, "schedule": _schedule(settings, None)}
+                "lock": None, "schedule": _schedule(settings, None), "control": {"loops": [], "requests": []}}
+    from clicktune.scheduler.control import serving_loops
     from clicktune.scheduler.lock import lock_name
 
     last = log.last_run()
@@ -154,6 +196,15 @@ def _feedback_data(settings: ClicktuneSettings, log: ClickLog | None) -> dict[st
                  "acquired_at": holder.acquired_at, "lease_expires_at": holder.expires_at}
         if holder else None,
         "schedule": _schedule(settings, log),
+        # The control plane: loops serving commands sent from other shells, and the latest such commands
+        # (status's own reads of the app's Qdrant left out).
+        "control": {
+            "loops": [{"owner": b.owner, "seen_at": b.seen_at} for b in serving_loops(log, settings.collection_alias)],
+            "requests": [
+                {"id": r.id, "command": r.command, "status": r.status, "submitted_at": r.submitted_at,
+                 "owner": r.owner, "finished_at": r.finished_at}
+                for r in log.requests.recent(settings.collection_alias, limit=10) if r.command != "status"][:5],
+        },
     }
 
 
@@ -171,14 +222,13 @@ def _schedule(settings: ClicktuneSettings, log: ClickLog | None) -> dict[str, An
     return data
 
 
-def _challenger_data(handle: IndexHandle, log: ClickLog) -> dict[str, Any] | None:
-    from clicktune.scheduler.challenger import ChallengerPhase
+def _challenger_data(settings: ClicktuneSettings, log: ClickLog) -> dict[str, Any] | None:
+    from clicktune.scheduler.challenger import judge_phase
 
-    phase = ChallengerPhase(handle, log)
-    running = phase.active()
+    running = log.challengers.active(settings.collection_alias)
     if running is None:
         return None
-    verdict = phase.judge(running)
+    verdict = judge_phase(log, settings, running)
     return {"id": running.id, "champion": running.champion_version, "challenger": running.challenger_version,
             "started_at": running.started_at, "interleave_share": running.interleave_share, **verdict.as_dict()}
 
@@ -193,8 +243,11 @@ def print_status(data: dict[str, Any], console: Console) -> None:
 
     missing = {"qdrant": "no Qdrant folder", "registry": "no model registry", "feedback": "no feedback database"}
     console.print(f"home {data['home']}" + "".join(f"; {missing[m]} yet" for m in data["missing"]))
+    for part, why in data["unread"].items():
+        console.print(f"[bold]not read[/]: {part} ({why})", highlight=False)
     others = f"; aliases on this Qdrant: {', '.join(data['other_aliases'])}, pick one with --alias" if data["other_aliases"] else ""
-    console.print(f"alias [bold]{data['alias']}[/] -> {data['alias_target'] or f'(none yet{others})'}")
+    target = "(not read)" if "qdrant" in data["unread"] else f"(none yet{others})"
+    console.print(f"alias [bold]{data['alias']}[/] -> {data['alias_target'] or target}")
     console.print(f"CURRENT model {data['current_version'] or '(none yet)'}; previous {data['previous_version'] or '-'}")
     table = Table("collection", "version", "points", "search")
     for row in data["collections"]:
@@ -233,6 +286,12 @@ def print_status(data: dict[str, Any], console: Console) -> None:
         console.print(f"next run: none, the stored job is paused ({schedule['trigger']})")
     else:
         console.print("next run: not scheduled (no `clicktune worker` or in-app loop has recorded one)")
+    loops = data["control"]["loops"]
+    console.print("requests from other shells: " + (f"served by {', '.join(b['owner'] for b in loops)}" if loops
+                                                     else "no loop serves them (commands run in the shell)"))
+    for request in data["control"]["requests"]:
+        console.print(f"  #{request['id']} {request['command']:<18} {request['status']:<8} "
+                      f"sent {_when(request['submitted_at'])}" + (f", run in {request['owner']}" if request["owner"] else ""))
     console.print(f"clicks: {data['clicks_total']} total, {data['clicks_since_last_run']} since the last run")
     for run in data["last_runs"]:
         console.print(f"  {_when(run['started_at'])}  {run['status']:<9} {run['candidate'] or '-':<6} {run['reason']}")

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
     EVENT_JOB_EXECUTED,
     EVENT_JOB_MISSED,
+    EVENT_SCHEDULER_SHUTDOWN,
     EVENT_SCHEDULER_STARTED,
     SchedulerEvent,
 )
@@ -38,6 +39,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from clicktune.adapters.clicklog import ClickLog
 from clicktune.adapters.errors import ConfigurationError
 from clicktune.adapters.settings import ClicktuneSettings
+
+if TYPE_CHECKING:
+    from clicktune.scheduler.control import RequestServer
 
 log = logging.getLogger(__name__)
 
@@ -111,20 +115,36 @@ def _first_run(feedback: ClickLog, alias: str, trigger: CronTrigger | IntervalTr
     return stored.next_run_at if own is None or stored.next_run_at < own else None
 
 
+def serve_requests(scheduler: BaseScheduler, settings: ClicktuneSettings) -> RequestServer:
+    """Serve commands sent from other shells (``clicktune.scheduler.control``) while ``scheduler`` runs:
+    the server starts now and stops when the scheduler shuts down."""
+    from clicktune.scheduler.control import RequestServer
+
+    server = RequestServer(settings).start()
+    scheduler.add_listener(lambda _event: server.stop(), EVENT_SCHEDULER_SHUTDOWN)
+    return server
+
+
 def start_background_loop(settings: ClicktuneSettings | None = None) -> BackgroundScheduler:
-    """Embedded mode: run the loop inside the app's process (embedded Qdrant admits one process)."""
+    """Embedded mode: run the loop inside the app's process (embedded Qdrant admits one process), and
+    serve the commands an operator sends from another shell (`clicktune retrain`, `rollback`, ...)."""
     settings = settings or ClicktuneSettings()
     scheduler = BackgroundScheduler(timezone="UTC")
     configure(scheduler, settings)
     scheduler.start()
+    serve_requests(scheduler, settings)
     log.info("clicktune loop scheduled in-process: %s", scheduler.get_job(JOB_ID).trigger)
     return scheduler
 
 
 def run_worker(settings: ClicktuneSettings | None = None) -> None:
-    """Server mode: block and run the schedule in this process (`clicktune worker`)."""
+    """Server mode: block and run the schedule in this process (`clicktune worker`), serving requests too."""
     settings = settings or ClicktuneSettings()
     scheduler = BlockingScheduler(timezone="UTC")
     configure(scheduler, settings)
     log.info("clicktune worker started: %s", scheduler.get_job(JOB_ID).trigger)
-    scheduler.start()
+    server = serve_requests(scheduler, settings)
+    try:
+        scheduler.start()
+    finally:
+        server.stop()

@@ -11,10 +11,12 @@ from clicktune.adapters.clicklog.records import (
     InterleavedSearch,
     ShownResult,
 )
+from clicktune.adapters.clicklog.requests import ControlRequest, LoopBeat, RequestLog
 from clicktune.adapters.clicklog.schedules import ScheduledRun, ScheduleLog
 from clicktune.adapters.clicklog.store import ClickLog
 
 __all__ = [
-    "Challenger", "ChallengerLog", "Click", "ClickInput", "ClickLog", "FeedbackEvent", "Impression",
-    "ImpressionLogger", "InterleavedSearch", "ScheduleLog", "ScheduledRun", "ShownResult", "parse_click", "parse_clicks",
+    "Challenger", "ChallengerLog", "Click", "ClickInput", "ClickLog", "ControlRequest", "FeedbackEvent", "Impression",
+    "ImpressionLogger", "InterleavedSearch", "LoopBeat", "RequestLog", "ScheduleLog", "ScheduledRun", "ShownResult",
+    "parse_click", "parse_clicks",
 ]

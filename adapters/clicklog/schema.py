@@ -11,7 +11,10 @@ candidate with the champion), ``impressions.challenge_id`` (the searches served 
 ``locks.acquired_at``, so an operator sees since when a lease has been held (renewals move only
 ``expires_at``). Version 4 added ``impression_results.shared``: the document was in the common prefix
 of both interleaved rankings, so a click on it credits neither model (NULL: not interleaved, or
-logged before version 4, when such clicks were credited by the coin).
+logged before version 4, when such clicks were credited by the coin). Version 5 added the control
+plane: ``clicktune_requests`` (commands an operator sends to the loop running in the app, and their
+outcomes) and ``clicktune_loops`` (a heartbeat row per loop that serves them); both are new tables,
+so ``create_all`` adds them to an older database and there is nothing to migrate in place.
 
 Tables clicktune no longer uses are dropped on open (:data:`RETIRED_TABLES`), without a version bump:
 nothing reads them.
@@ -69,7 +72,7 @@ class UTCDateTime(TypeDecorator):
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Tables of earlier releases that clicktune drops on open. ``clicktune_scheduler_jobs`` was
 #: APScheduler's SQLAlchemy job store: its rows are pickles, which the worker unpickled at start (code
 #: taken from the database), and the stored job carried every setting, secrets included. The job now
@@ -175,6 +178,34 @@ schedules = Table(
     Column("trigger", String(255), nullable=False),
     Column("next_run_at", UTCDateTime()),  # NULL: the job is paused
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+requests = Table(
+    "clicktune_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alias", String(255), nullable=False),
+    Column("command", String(32), nullable=False),
+    Column("arguments", Text, nullable=False),  # JSON text: the command's plain arguments, nothing else
+    Column("status", String(16), nullable=False),
+    Column("submitted_at", UTCDateTime(), nullable=False),
+    Column("submitted_by", String(255), nullable=False),
+    Column("owner", String(255)),  # host:pid:token of the loop that claimed it
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("outcome", Text),  # JSON text: the command's answer, or why it did not finish
+)
+Index("ix_clicktune_requests_queue", requests.c.alias, requests.c.status, requests.c.id)
+
+loops = Table(
+    "clicktune_loops",
+    metadata,
+    Column("owner", String(255), primary_key=True),
+    Column("alias", String(255), nullable=False, index=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
 )
 
 _V2_COLUMNS = {

@@ -29,6 +29,7 @@ from clicktune.adapters.clicklog.records import (
     ShownResult,
     utcnow,
 )
+from clicktune.adapters.clicklog.requests import RequestLog
 from clicktune.adapters.clicklog.schedules import ScheduleLog
 from clicktune.adapters.errors import (
     ClickWindowExpiredError,
@@ -94,6 +95,8 @@ class ClickLog:
         self.challengers = ChallengerLog(self.engine)
         #: Each alias's next scheduled run (the job itself lives in the scheduler's memory).
         self.schedules = ScheduleLog(self.engine)
+        #: The control plane's requests and the loops serving them (same database, same engine).
+        self.requests = RequestLog(self.engine)
 
     @classmethod
     def from_settings(cls, settings: ClicktuneSettings) -> ClickLog:

@@ -22,6 +22,7 @@ from typing import Any
 from qdrant_client import QdrantClient
 from qdrant_client.local.qdrant_local import QdrantLocal
 
+from clicktune.adapters.qdrant.errors import EmbeddedFolderInUseError, is_embedded_lock
 from clicktune.adapters.settings import ClicktuneSettings
 
 _clients: dict[str, QdrantClient] = {}
@@ -126,7 +127,15 @@ def qdrant_client_from_settings(settings: ClicktuneSettings) -> QdrantClient:
 
             finish_interrupted_migration(resolved)  # a move to the edge engine that died between its renames
             settings.file_modes.make_folder(resolved)  # the engines' files inside follow the umask
-            return embedded_client(str(resolved), engine, min_free_disk_mb=settings.min_free_disk_mb)
+            try:
+                return embedded_client(str(resolved), engine, min_free_disk_mb=settings.min_free_disk_mb)
+            except Exception as exc:
+                if not is_embedded_lock(exc):
+                    raise
+                raise EmbeddedFolderInUseError(
+                    f"the embedded Qdrant folder {resolved} is open in another process (an app, a worker or "
+                    "another clicktune command); stop that process and retry, or run a Qdrant server and set "
+                    "CLICKTUNE_QDRANT_URL", str(resolved)) from exc
 
     with _lock:
         client = _clients.get(key)

@@ -74,3 +74,21 @@ class EdgeAliasFileError(EdgeStorageError):
 class EdgeCollectionDamagedError(EdgeStorageError):
     """A collection's folder lacks a file the engine needs (``segments/``, the WAL, its settings) or
     Qdrant's engine refused to load it; that collection alone is unavailable."""
+
+
+class EmbeddedFolderInUseError(ClicktuneError):
+    """Another process (an app, a worker, a command) holds the embedded Qdrant folder: embedded Qdrant
+    admits one process. ``path`` is the folder; the clicktune command then sends its work to the loop
+    running in that process, if one serves requests (``clicktune.scheduler.control``)."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def is_embedded_lock(exc: BaseException) -> bool:
+    """Whether ``exc`` is an embedded engine refusing a folder another process holds (edge engine's
+    RuntimeError, local mode's portalocker error)."""
+    if isinstance(exc, RuntimeError) and "already accessed by another instance" in str(exc):
+        return True
+    return any(cls.__module__.split(".")[0] == "portalocker" for cls in type(exc).__mro__)

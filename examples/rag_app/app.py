@@ -21,6 +21,10 @@ What each piece shows:
   (Not ``CLICKTUNE_*``: clicktune refuses environment variables of its prefix that it does not know.)
 - ``create_click_app(store.feedback)`` is mounted at ``/beacon``, so clicks go to ``POST /beacon/clicks``
   in the same click log the searches were logged to.
+- ``start_background_loop(store.settings)`` runs clicktune's loop in the app: the retrain schedule,
+  and the commands an operator types in another shell (``clicktune status``, ``retrain``,
+  ``rollback``, ...), which cannot open the embedded Qdrant folder the app holds and so are sent to
+  this loop through the feedback database. ``RAG_APP_LOOP=0`` leaves it out.
 - ``GET /`` (``static/index.html``) shows the sources as links to ``/doc/<id>``. Clicking one calls
   ``navigator.sendBeacon("beacon/clicks", JSON)`` and follows the link: a beacon is queued by the
   browser and still sent after the page is left, which is why it, not ``fetch``, reports clicks.
@@ -62,6 +66,7 @@ from pydantic import BaseModel, Field
 from clicktune.plugin import ANNOTATIONS_KEY, ClicktuneVectorStore
 from clicktune.plugin.http import create_click_app
 from clicktune.plugin.observability import create_observability_app
+from clicktune.scheduler import start_background_loop
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -205,9 +210,14 @@ def create_app(home: str | os.PathLike[str] | None = None, *, model: BaseChatMod
         # against the search that showed the document.
         app.state.click_app = create_click_app(store.feedback, docs=False)
         app.state.observability = create_observability_app(store)  # GET /metrics and /dashboard
+        # The loop in the app's process: embedded Qdrant admits this process only, so the retrain
+        # schedule and the operator's commands run here.
+        loop = start_background_loop(store.settings) if os.environ.get("RAG_APP_LOOP", "1") != "0" else None
         try:
             yield
         finally:
+            if loop is not None:
+                loop.shutdown(wait=False)
             store.embeddings.close()
 
     app = FastAPI(title="clicktune RAG example", lifespan=lifespan)

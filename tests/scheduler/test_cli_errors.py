@@ -56,13 +56,39 @@ def test_bad_setting_or_unreachable_server_is_one_line_and_exit_1(
     _assert_one_line_error(_clicktune(home, *args, **env), *hints)
 
 
-def test_embedded_folder_held_by_another_process_is_one_line_and_exit_1(home: Path) -> None:
+def test_embedded_folder_held_by_a_process_that_serves_no_requests(home: Path) -> None:
+    """A process holds the folder and runs no clicktune loop: a command that needs Qdrant says both in
+    one line and exits 1; status reads the rest and says what it could not read."""
     holder = QdrantClient(path=str(home / "qdrant"))
     try:
-        proc = _clicktune(home, "status")
+        rollback = _clicktune(home, "rollback")
+        status = _clicktune(home, "status")
     finally:
         holder.close()
-    _assert_one_line_error(proc, str(home / "qdrant"), "CLICKTUNE_QDRANT_URL")
+    _assert_one_line_error(rollback, str(home / "qdrant"), "no clicktune loop serves requests for alias",
+                           "start_background_loop()", "CLICKTUNE_QDRANT_URL")
+    assert status.returncode == 0, status.stderr
+    assert f"not read: qdrant (the embedded Qdrant folder {home / 'qdrant'} is open in another process" in status.stdout
+    assert "alias docs -> (not read)" in status.stdout and "v0001" in status.stdout  # the registry was read
+
+
+def test_a_process_holding_the_folder_and_the_lease_makes_commands_exit_3_as_before(home: Path) -> None:
+    """Another `clicktune retrain` holds the folder and the alias's lease and serves no requests: a second
+    command says "locked" with exit 3, as when the lease alone is taken, not that nothing serves."""
+    from clicktune.adapters.clicklog import ClickLog
+    from clicktune.scheduler.lock import lock_name
+
+    feedback = ClickLog.from_settings(ClicktuneSettings(home=home))
+    holder = QdrantClient(path=str(home / "qdrant"))
+    assert feedback.acquire_lock(lock_name("docs"), "another-worker", 600)
+    try:
+        retrain, rollback = _clicktune(home, "retrain"), _clicktune(home, "rollback")
+    finally:
+        holder.close()
+        feedback.release_lock(lock_name("docs"), "another-worker")
+        feedback.close()
+    assert (retrain.returncode, retrain.stdout) == (3, "locked: another retrain holds the lock\n"), retrain.stderr
+    assert rollback.returncode == 3 and "another process holds the lock of alias 'docs'" in rollback.stderr
 
 
 def test_failed_retrain_is_one_line_and_exit_1_and_debug_shows_the_traceback(home: Path) -> None:

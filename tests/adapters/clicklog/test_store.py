@@ -234,7 +234,7 @@ def _reopened_as_older_schema(log: ClickLog, db_url: str, version: int, drop_col
     log.close()
     migrated = ClickLog(db_url)
     with migrated.engine.connect() as conn:
-        assert conn.execute(text("SELECT version FROM clicktune_schema")).scalar() == tables.SCHEMA_VERSION == 4
+        assert conn.execute(text("SELECT version FROM clicktune_schema")).scalar() == tables.SCHEMA_VERSION == 5
     return migrated
 
 
