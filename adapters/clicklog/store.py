@@ -33,7 +33,13 @@ from clicktune.adapters.errors import (
     DocNotShownError,
     UnknownSearchError,
 )
-from clicktune.adapters.limits import check_doc_id, check_search_id, check_session_id, check_user_id
+from clicktune.adapters.limits import (
+    check_doc_id,
+    check_query,
+    check_search_id,
+    check_session_id,
+    check_user_id,
+)
 from clicktune.adapters.settings import ClicktuneSettings
 
 
@@ -113,6 +119,7 @@ class ClickLog:
     def log_impression(self, impression: Impression) -> None:
         """Store one search; an id the columns cannot hold is refused the same on every backend."""
         check_search_id(impression.search_id)
+        check_query(impression.query)
         check_user_id(impression.user_id)
         check_session_id(impression.session_id)
         for result in impression.results:

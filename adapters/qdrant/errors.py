@@ -55,3 +55,17 @@ class EdgeUnsupportedError(ClicktuneError, NotImplementedError):
 
 class EdgeUnsupportedFilterError(EdgeUnsupportedError, ValueError):
     """A filter condition the edge engine cannot evaluate (geo conditions, for one)."""
+
+
+class PartialWriteError(ClicktuneError):
+    """A write failed in one collection after others were written, and putting them back failed too.
+
+    ``written`` names the collections that may hold part of the write, ``restored`` those put back as
+    they were, ``ids`` the documents concerned: writing the same documents again makes them agree.
+    """
+
+    def __init__(self, message: str, *, written: list[str], restored: list[str], ids: list[str]) -> None:
+        super().__init__(message)
+        self.written = written
+        self.restored = restored
+        self.ids = ids
