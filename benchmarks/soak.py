@@ -27,6 +27,7 @@ Prints a table and writes JSON: cycles run, kills, violations (target: 100 cycle
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 STEPS = ("tick", "tick", "reindex", "rollback", "drop")
@@ -88,6 +90,17 @@ def worker(home: Path, journal_path: Path, step: str, cycle: int, seed: int) -> 
     store = ClicktuneVectorStore(settings, embeddings=embeddings, feedback=ClickLog.from_settings(settings))
     stop = threading.Event()
 
+    def attempt(write: Callable[[], object], ok: str, failed: str, *ids: str) -> bool:
+        """Journal ``ids`` as acknowledged, or as failed if ``write`` raised (then nothing of it may remain)."""
+        try:
+            write()
+        except Exception as exc:  # noqa: BLE001 - a failed write is checked, not fatal
+            note(failed, *ids)
+            print(f"soak: {failed} {ids}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return False
+        note(ok, *ids)
+        return True
+
     def writer(n: int) -> None:
         acked: list[str] = []
         i = 0
@@ -96,33 +109,17 @@ def worker(home: Path, journal_path: Path, step: str, cycle: int, seed: int) -> 
             texts = [f"soak note {cycle} {n} {i} {j} about cell biology" for j in range(2)]
             if rng.random() < 0.1:  # the second document's metadata cannot be stored: nothing may be written
                 note("refused", *ids)  # journalled first: these ids must never appear, killed or not
-                try:
+                with contextlib.suppress(InvalidDocumentsError):  # accepted, they would be found: a violation
                     store.add_texts(texts, [{"n": i}, {"score": rng.choice(UNSTORABLE)}], ids=ids)
-                except InvalidDocumentsError:
-                    pass
-                else:
-                    print(f"soak: a write with unstorable metadata was accepted: {ids}", file=sys.stderr, flush=True)
                 i += 1
                 continue
             note("try", *ids)
-            try:
-                store.add_texts(texts, ids=ids)
-            except Exception as exc:  # noqa: BLE001 - a failed write is checked: nothing of it may remain
-                note("failed", *ids)
-                print(f"soak: add {ids} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-            else:
-                note("add", *ids)
+            if attempt(lambda: store.add_texts(texts, ids=ids), "add", "failed", *ids):  # noqa: B023 - called at once
                 acked += ids
             if len(acked) > 3 and rng.random() < 0.5:
                 victim = acked.pop(rng.randrange(len(acked)))
                 note("trydel", victim)
-                try:
-                    store.delete([victim])
-                except Exception as exc:  # noqa: BLE001 - the document must then still be everywhere
-                    note("faildel", victim)
-                    print(f"soak: delete {victim} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-                else:
-                    note("del", victim)
+                attempt(lambda: store.delete([victim]), "del", "faildel", victim)  # noqa: B023 - called at once
             i += 1
             time.sleep(0.05)
 
@@ -233,14 +230,11 @@ def check(home: Path, journal: dict[str, set], stage: str) -> list[str]:
             problems.append(f"{stage}: {role} {collection} misses {len(missing)} acknowledged adds, e.g. {sorted(missing)[:3]}")
         if back := must_not & present:
             problems.append(f"{stage}: {role} {collection} holds {len(back)} acknowledged deletes, e.g. {sorted(back)[:3]}")
-        if refused := journal["refused"] & present:
-            problems.append(f"{stage}: {role} {collection} holds {len(refused)} refused documents, e.g. {sorted(refused)[:3]}")
-        if failed := journal["failed"] & present:
-            problems.append(f"{stage}: {role} {collection} holds {len(failed)} documents whose add raised, "
-                            f"e.g. {sorted(failed)[:3]}")
-        if kept := journal["faildel"] - present:
-            problems.append(f"{stage}: {role} {collection} lost {len(kept)} documents whose delete raised, "
-                            f"e.g. {sorted(kept)[:3]}")
+        for wrong, what in ((journal["refused"] & present, "holds refused documents"),
+                            (journal["failed"] & present, "holds documents whose add raised"),
+                            (journal["faildel"] - present, "lost documents whose delete raised")):
+            if wrong:
+                problems.append(f"{stage}: {role} {collection} {what}: {len(wrong)}, e.g. {sorted(wrong)[:3]}")
     if stage == "after recovery":
         pointer = handle.registry.pointer()
         if pointer is None or pointer.version != live.version:
