@@ -70,10 +70,21 @@ class FeedbackError(ClicktuneError, ValueError):
 
 
 class MalformedIdError(FeedbackError):
-    """A search id is not a UUID, a document id is empty or too long, or a user or session id is too long.
+    """A search id is not a UUID, a document id is empty or too long, a user or session id is too long,
+    or any of them holds a NUL character or an unpaired surrogate (no backend can store those alike).
 
     ``add_texts`` raises it too, for a document id the click log could never hold (see ``adapters.limits``).
     """
+
+
+class InvalidSearchError(ClicktuneError, ValueError, TypeError):
+    """A search got an argument it cannot use: ``k`` or ``fetch_k`` that is not a positive integer, or a
+    ``filter`` that is not a ``qdrant_client.models.Filter``. Nothing was searched or logged."""
+
+
+class InvalidQueryError(InvalidSearchError, FeedbackError):
+    """A search query is not a string, or holds what the click log cannot store (a NUL character, an
+    unpaired surrogate): refused before the search, on every backend alike, logged or not."""
 
 
 class MixedSearchesError(FeedbackError):

@@ -1,8 +1,9 @@
 """The longest ids clicktune stores, defined once and checked the same way at every door.
 
 The feedback database keeps document, user and session ids in fixed-width columns (``varchar`` on
-PostgreSQL). SQLite would store a longer id silently and PostgreSQL refuse it, so the limits are
-checked before anything is written, by the same functions wherever such an id comes in:
+PostgreSQL). SQLite would store a longer id silently and PostgreSQL refuse it, and the same goes for a
+NUL character or an unpaired surrogate in an id or a query (PostgreSQL text holds neither), so the
+limits are checked before anything is written, by the same functions wherever such an id comes in:
 ``add_texts`` (a document that could never be clicked is never indexed), searches (their user and
 session), impressions and clicks (``clicklog.clicks.ClickInput``). The schema's column widths are
 these constants too. A search id is checked here as well: it is a UUID string, or no search made it.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from clicktune.adapters.errors import MalformedIdError
+from clicktune.adapters.errors import InvalidQueryError, MalformedIdError
 
 #: A document id (the caller's id in Qdrant, ``Document.id``, the click log's ``doc_id``).
 MAX_DOC_ID_LENGTH = 512
@@ -30,6 +31,22 @@ def _shown(value: Any) -> str:
     return repr(value)
 
 
+def unstorable_text(value: str) -> str | None:
+    """What in ``value`` no backend can store as text (PostgreSQL refuses both), or None."""
+    if "\x00" in value:
+        return "a NUL character (\\x00)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "an unpaired surrogate (not valid Unicode)"
+    return None
+
+
+def _check_storable(value: str, what: str) -> None:
+    if (problem := unstorable_text(value)) is not None:
+        raise MalformedIdError(f"{what} {_shown(value)} holds {problem}, which the click log cannot store; remove it")
+
+
 def check_doc_id(value: Any, *, what: str = "document id") -> str:
     """``value`` if it is a document id every part of clicktune can hold, else :class:`MalformedIdError`."""
     if not isinstance(value, str):
@@ -38,6 +55,21 @@ def check_doc_id(value: Any, *, what: str = "document id") -> str:
         raise MalformedIdError(
             f"{what} {_shown(value)} must be a non-empty string of at most {MAX_DOC_ID_LENGTH} characters"
         )
+    _check_storable(value, what)
+    return value
+
+
+def check_query(value: Any) -> str:
+    """``value`` if it is a search query clicktune can embed and log, else :class:`InvalidQueryError`.
+
+    Refused alike whether or not the search is logged, and on every backend: a query with a NUL
+    character would be answered on SQLite and lose its impression on PostgreSQL.
+    """
+    if not isinstance(value, str):
+        raise InvalidQueryError(f"the query is of type {type(value).__name__}, not str: pass the query text")
+    if (problem := unstorable_text(value)) is not None:
+        raise InvalidQueryError(f"the query {_shown(value)} holds {problem}, which the click log cannot store; "
+                                "remove it from the query")
     return value
 
 
@@ -61,6 +93,7 @@ def _check_optional(value: Any, limit: int, what: str) -> None:
         raise MalformedIdError(f"{what} {_shown(value)} is of type {type(value).__name__}, not str; pass a string or None")
     if len(value) > limit:
         raise MalformedIdError(f"{what} {_shown(value)} is longer than {limit} characters; pass a shorter one")
+    _check_storable(value, what)
 
 
 def check_user_id(value: Any, *, what: str = "user id") -> None:

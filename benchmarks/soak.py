@@ -6,14 +6,19 @@ In the spirit of Qdrant's crasher. Each cycle starts a worker process on one per
 home (embedded Qdrant admits one process, so the app's threads and the worker share it, as they do
 in an embedded deployment). In it, writer threads add and delete documents, a reader searches and
 clicks, and the main thread runs one operator step: a loop tick (train, offline check, open or
-judge a challenger phase), a reindex to another registered version, or a rollback. Every write,
-delete and click is journalled only after the call returned (acknowledged). The process is
+judge a challenger phase), a reindex to another registered version, a rollback, or a drop of the
+running challenger by hand (`clicktune challenger drop`). Every write, delete and click is
+journalled only after the call returned (acknowledged); a write that raised is journalled as failed,
+and one write in ten carries metadata Qdrant cannot store (NaN, infinity, a lone surrogate, bytes),
+which must be refused before anything is written. The process is
 SIGKILLed at a uniformly random moment of its step (the step's length is learnt from cycles that
 finished it). Then this process checks, before and after running the recovery that the next run
 would (`reconcile` of the reindexer and of the challenger phase):
 - the alias points at a collection that holds every acknowledged document;
 - every acknowledged add is in the live collection, in the one kept for rollback and in a running
   challenger's, and no acknowledged delete is back in any of them;
+- no refused write and no write that raised is in any of them, and a delete that raised left its
+  document in all of them (a write is acknowledged exactly when it is applied);
 - after recovery, CURRENT and the alias agree;
 - every acknowledged click is stored exactly once.
 Prints a table and writes JSON: cycles run, kills, violations (target: 100 cycles, 0 violations).
@@ -22,6 +27,7 @@ Prints a table and writes JSON: cycles run, kills, violations (target: 100 cycle
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -32,9 +38,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-STEPS = ("tick", "tick", "reindex", "rollback")
+STEPS = ("tick", "tick", "reindex", "rollback", "drop")
+#: Metadata no collection may store: each must raise InvalidDocumentsError with nothing written.
+UNSTORABLE = (float("nan"), float("inf"), "caf\udce9", b"raw bytes")
+JOURNAL_KINDS = ("try", "add", "trydel", "del", "refused", "failed", "faildel")
 DOCS = 120
 
 
@@ -61,6 +71,7 @@ def _annotations(doc) -> dict:  # noqa: ANN001 - a langchain Document
 # The worker (one cycle) ------------------------------------------------------------------------
 def worker(home: Path, journal_path: Path, step: str, cycle: int, seed: int) -> None:
     from clicktune.adapters.clicklog import ClickLog
+    from clicktune.adapters.errors import InvalidDocumentsError
     from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
     from clicktune.scheduler.challenger import ChallengerPhase
     from clicktune.scheduler.loop import RetrainLoop
@@ -79,20 +90,36 @@ def worker(home: Path, journal_path: Path, step: str, cycle: int, seed: int) -> 
     store = ClicktuneVectorStore(settings, embeddings=embeddings, feedback=ClickLog.from_settings(settings))
     stop = threading.Event()
 
+    def attempt(write: Callable[[], object], ok: str, failed: str, *ids: str) -> bool:
+        """Journal ``ids`` as acknowledged, or as failed if ``write`` raised (then nothing of it may remain)."""
+        try:
+            write()
+        except Exception as exc:  # noqa: BLE001 - a failed write is checked, not fatal
+            note(failed, *ids)
+            print(f"soak: {failed} {ids}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return False
+        note(ok, *ids)
+        return True
+
     def writer(n: int) -> None:
         acked: list[str] = []
         i = 0
         while not stop.is_set():
             ids = [f"c{cycle}-w{n}-{i}-{j}" for j in range(2)]
+            texts = [f"soak note {cycle} {n} {i} {j} about cell biology" for j in range(2)]
+            if rng.random() < 0.1:  # the second document's metadata cannot be stored: nothing may be written
+                note("refused", *ids)  # journalled first: these ids must never appear, killed or not
+                with contextlib.suppress(InvalidDocumentsError):  # accepted, they would be found: a violation
+                    store.add_texts(texts, [{"n": i}, {"score": rng.choice(UNSTORABLE)}], ids=ids)
+                i += 1
+                continue
             note("try", *ids)
-            store.add_texts([f"soak note {cycle} {n} {i} {j} about cell biology" for j in range(2)], ids=ids)
-            note("add", *ids)
-            acked += ids
+            if attempt(lambda: store.add_texts(texts, ids=ids), "add", "failed", *ids):  # noqa: B023 - called at once
+                acked += ids
             if len(acked) > 3 and rng.random() < 0.5:
                 victim = acked.pop(rng.randrange(len(acked)))
                 note("trydel", victim)
-                store.delete([victim])
-                note("del", victim)
+                attempt(lambda: store.delete([victim]), "del", "faildel", victim)  # noqa: B023 - called at once
             i += 1
             time.sleep(0.05)
 
@@ -123,8 +150,9 @@ def worker(home: Path, journal_path: Path, step: str, cycle: int, seed: int) -> 
     others = [v for v in store.registry.versions() if v not in kept]
     # An operator's step where one can be taken, else a tick: every cycle does real work. Under a
     # running phase the operator first ends it by hand (`clicktune challenger drop`), as the CLI
-    # requires, inside the same lease: a kill may land between the two.
-    if step != "tick" and ((step == "rollback" and not kept_for_rollback) or (step == "reindex" and not others)):
+    # requires, inside the same lease: a kill may land between the two. A drop step is that alone.
+    if step != "tick" and ((step == "rollback" and not kept_for_rollback) or (step == "reindex" and not others)
+                           or (step == "drop" and phase.active() is None)):
         step = "tick"
     print(f"step-start {step}", flush=True)
     started = time.monotonic()
@@ -140,6 +168,8 @@ def worker(home: Path, journal_path: Path, step: str, cycle: int, seed: int) -> 
                         running, {"decision": "drop", "reason": f"ended by hand before a {step} (soak)"})
                 if not lease:
                     result = f"{step} locked"
+                elif step == "drop":
+                    result = "drop done" if running is not None else "drop nothing-to-do"
                 elif step == "reindex":
                     version = rng.choice(others)
                     BlueGreenReindexer(store.handle, guard=lease.ensure_held).run(version)
@@ -154,7 +184,7 @@ def worker(home: Path, journal_path: Path, step: str, cycle: int, seed: int) -> 
 
 # The checks ------------------------------------------------------------------------------------
 def read_journal(path: Path) -> dict[str, set]:
-    seen: dict[str, set] = {"try": set(), "add": set(), "trydel": set(), "del": set(), "click": set()}
+    seen: dict[str, set] = {kind: set() for kind in (*JOURNAL_KINDS, "click")}
     if not path.exists():
         return seen
     lines = path.read_text().split("\n")
@@ -200,6 +230,11 @@ def check(home: Path, journal: dict[str, set], stage: str) -> list[str]:
             problems.append(f"{stage}: {role} {collection} misses {len(missing)} acknowledged adds, e.g. {sorted(missing)[:3]}")
         if back := must_not & present:
             problems.append(f"{stage}: {role} {collection} holds {len(back)} acknowledged deletes, e.g. {sorted(back)[:3]}")
+        for wrong, what in ((journal["refused"] & present, "holds refused documents"),
+                            (journal["failed"] & present, "holds documents whose add raised"),
+                            (journal["faildel"] - present, "lost documents whose delete raised")):
+            if wrong:
+                problems.append(f"{stage}: {role} {collection} {what}: {len(wrong)}, e.g. {sorted(wrong)[:3]}")
     if stage == "after recovery":
         pointer = handle.registry.pointer()
         if pointer is None or pointer.version != live.version:
@@ -309,7 +344,9 @@ def write_results(out: Path, rows: list[dict], violations: list[str], journal_pa
         "finished": final, "cycles": len(rows), "kills": sum(r.get("killed", False) for r in rows),
         "killed_mid_step": sum(1 for r in rows if r.get("killed") and not r.get("finished_step")),
         "violations": len(violations), "acknowledged_adds": len(journal["add"]), "acknowledged_deletes": len(journal["del"]),
-        "acknowledged_clicks": len(journal["click"]), "seconds": round(time.perf_counter() - started, 1),
+        "acknowledged_clicks": len(journal["click"]), "refused_writes": len(journal["refused"]) // 2,
+        "failed_writes": len(journal["failed"]) // 2 + len(journal["faildel"]),
+        "seconds": round(time.perf_counter() - started, 1),
         "steps": {s: sum(1 for r in rows if r["step"] == s) for s in set(STEPS)},
         "step_results": sorted({(r.get("finished_step") or "").split(" ", 2)[-1].split(":")[0] for r in rows} - {""}),
     }
@@ -359,10 +396,12 @@ def main() -> None:
             print("   ", problem, flush=True)
         write_results(args.out, rows, violations, journal_path, started, final=False)  # survives a cut-short run
     summary = write_results(args.out, rows, violations, journal_path, started, final=True)
-    print("\n| cycles | kills | killed mid-step | acknowledged adds / deletes / clicks | violations |")
-    print("|---|---|---|---|---|")
+    print("\n| cycles | kills | killed mid-step | acknowledged adds / deletes / clicks | refused / failed writes "
+          "| violations |")
+    print("|---|---|---|---|---|---|")
     print(f"| {summary['cycles']} | {summary['kills']} | {summary['killed_mid_step']} | {summary['acknowledged_adds']} / "
-          f"{summary['acknowledged_deletes']} / {summary['acknowledged_clicks']} | {summary['violations']} |")
+          f"{summary['acknowledged_deletes']} / {summary['acknowledged_clicks']} | {summary['refused_writes']} / "
+          f"{summary['failed_writes']} | {summary['violations']} |")
     print(f"wrote {args.out}")
     sys.exit(1 if violations else 0)
 

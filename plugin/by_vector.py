@@ -23,6 +23,7 @@ from langchain_core.documents import Document
 
 from clicktune.adapters.errors import ConfigurationError, VectorDimensionError, VersionNotIndexedError
 from clicktune.adapters.qdrant import CollectionVersion
+from clicktune.plugin.options import check_search
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -48,6 +49,7 @@ class SearchByVector:
         self, embedding: Sequence[float], k: int = 4, *, model_version: str | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Documents nearest ``embedding`` in ``model_version``'s collection (default: live), with cosines."""
+        k = check_search(None, k, kwargs)
         _refuse_logging(kwargs)
         found = self._vector_target(embedding, model_version)
         if found is None:
@@ -65,6 +67,7 @@ class SearchByVector:
         model_version: str | None = None, **kwargs: Any,
     ) -> list[Document]:
         """MMR around ``embedding`` in ``model_version``'s collection (default: live)."""
+        k = check_search(None, k, kwargs, fetch_k=fetch_k)
         _refuse_logging(kwargs)
         found = self._vector_target(embedding, model_version)
         if found is None:

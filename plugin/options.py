@@ -2,18 +2,23 @@
 
 An app moving from ``QdrantVectorStore`` keeps the arguments that mean something here
 (``collection_name`` -> the alias, ``url``, ``api_key``, ``path`` -> where Qdrant is); any other name
-raises :class:`ConfigurationError` naming the closest valid one, instead of being dropped.
+raises :class:`ConfigurationError` naming the closest valid one, instead of being dropped. A search's
+own arguments (query, ``k``, ``filter``) are checked here too (:func:`check_search`), so a wrong type
+raises :class:`InvalidSearchError` saying what to pass instead of failing deep in langchain-qdrant.
 """
 
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from clicktune.adapters.errors import ConfigurationError, UnsupportedEmbeddingsError
+from clicktune.adapters.errors import ConfigurationError, InvalidSearchError, UnsupportedEmbeddingsError
+from clicktune.adapters.limits import check_query
+from clicktune.adapters.qdrant import check_filter
 from clicktune.adapters.settings import SETTING_NAMES, closest
 from clicktune.plugin.embeddings import ClicktuneEmbeddings
 
@@ -75,3 +80,24 @@ def check_embeddings(embeddings: Embeddings | None) -> None:
             f"ClicktuneVectorStore embeds with its model registry's versions, so it cannot use "
             f"{type(embeddings).__name__}: pass a ClicktuneEmbeddings, or no embeddings to build one from the "
             "settings (base_model= picks the model it starts from)")
+
+
+def check_count(value: Any, name: str = "k") -> int:
+    """``k`` / ``fetch_k`` as an int, or :class:`InvalidSearchError` saying what to pass."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidSearchError(f"{name} is {value!r} of type {type(value).__name__}; pass a positive int, "
+                                 f"such as {name}=4")
+    if value < 1:
+        raise InvalidSearchError(f"{name} is {value}; pass a positive int (the number of documents to return)")
+    return int(value)
+
+
+def check_search(query: Any, k: Any, kwargs: dict[str, Any], *, fetch_k: Any = None) -> int:
+    """Refuse a search's query (None for a search by vector), ``k``, ``fetch_k`` or ``filter`` before
+    anything is embedded, searched or logged; returns ``k`` as an int."""
+    if query is not None:
+        check_query(query)
+    if fetch_k is not None:
+        check_count(fetch_k, "fetch_k")
+    check_filter(kwargs.get("filter"))
+    return check_count(k)

@@ -15,14 +15,13 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from qdrant_client import QdrantClient
-from tqdm.auto import tqdm
 
 from clicktune.adapters.clicklog import Challenger, ClickLog, Impression, ImpressionLogger, ShownResult
 from clicktune.adapters.limits import check_session_id, check_user_id
@@ -32,7 +31,6 @@ from clicktune.adapters.qdrant import (
     CollectionDocumentStore,
     CollectionVersion,
     IndexHandle,
-    validate_documents,
 )
 from clicktune.adapters.settings import ClicktuneSettings, load_settings
 from clicktune.plugin.adoption import AdoptExisting
@@ -40,12 +38,13 @@ from clicktune.plugin.by_vector import SearchByVector
 from clicktune.plugin.clicks import StoreClicks, follow_store
 from clicktune.plugin.embeddings import ClicktuneEmbeddings
 from clicktune.plugin.interleaving import team_draft
-from clicktune.plugin.options import check_embeddings, setting_overrides
+from clicktune.plugin.options import check_embeddings, check_search, setting_overrides
+from clicktune.plugin.writes import StoreWrites
 
 log = logging.getLogger(__name__)
 
 
-class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorStore):
+class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, StoreWrites, VectorStore):
     """LangChain ``VectorStore`` over ``<alias>`` -> ``<alias>__<version>`` in Qdrant.
 
     Built on ``langchain_qdrant.QdrantVectorStore`` (one per concrete collection, see
@@ -162,75 +161,6 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
             log.info("bootstrapped alias %s -> %s", self.alias, name)
             return CollectionVersion(name, version)
 
-    def _write_targets(self, live: CollectionVersion) -> list[CollectionVersion]:
-        """The live collection, the one a rollback would serve, and a running challenger's.
-
-        Read fresh on every write (under the coordinator's shared lock), never cached: a write
-        acknowledged after a swap or after a challenger started must reach every collection that
-        may serve it later.
-        """
-        targets = [live]
-        if self.mirror_writes_to_previous:
-            previous = self.handle.rollback_version(live.version)
-            if previous and previous != live.version:
-                targets.append(CollectionVersion(self.collections.name_for(previous), previous))
-        challenger = self.feedback.challengers.active(self.alias)
-        if challenger is not None:
-            targets.append(CollectionVersion(challenger.challenger_collection, challenger.challenger_version))
-        unique = list({t.collection: t for t in targets}.values())
-        return [unique[0], *[t for t in unique[1:] if self.client.collection_exists(t.collection)]]
-
-    # Writes ------------------------------------------------------------------------------------
-    def add_texts(
-        self,
-        texts: Iterable[str],
-        metadatas: list[dict] | None = None,
-        *,
-        ids: Sequence[str | None] | None = None,
-        batch_size: int = 64,
-        **kwargs: Any,
-    ) -> list[str]:
-        """Index ``texts`` into every collection that may serve them; all or nothing as far as checks go.
-
-        The whole call is checked before anything is written (:func:`validate_documents`): a bad text,
-        metadata or id anywhere raises :class:`InvalidDocumentsError` / :class:`MalformedIdError` and
-        writes nothing, not even the batches before it. ``add_documents`` and the async variants
-        come through here.
-        """
-        texts = list(texts)
-        metadatas = None if metadatas is None else list(metadatas)
-        ids = None if ids is None else list(ids)
-        doc_ids = validate_documents(texts, metadatas, ids)
-        if not texts:
-            return []
-        with self.coordinator.write():
-            live = self._ensure_live()
-            for target in self._write_targets(live):
-                store = self.store_for(target)
-                with tqdm(total=len(texts), desc=f"indexing into {target.collection}", unit="doc",
-                          disable=not self._embeddings.show_progress or len(texts) <= batch_size) as bar:
-                    for start in range(0, len(texts), batch_size):
-                        end = start + batch_size
-                        store.add_texts(texts[start:end], metadatas[start:end] if metadatas else None,
-                                        ids=doc_ids[start:end], batch_size=batch_size, **kwargs)
-                        bar.update(len(texts[start:end]))
-            self.coordinator.note_written(doc_ids)
-        return doc_ids
-
-    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
-        if not ids:
-            return None
-        ids = [str(i) for i in ids]
-        with self.coordinator.write():
-            live = self.collections.live()
-            if live is None:
-                return True
-            ok = True
-            for target in self._write_targets(live):
-                ok = bool(self.store_for(target).delete(ids, **kwargs)) and ok
-            self.coordinator.note_written(ids)
-        return ok
-
     # Reads -------------------------------------------------------------------------------------
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         live = self.collections.live()
@@ -251,8 +181,10 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
         """Search the live collection; ``log_impression`` / ``user_id`` / ``session_id`` feed the click log.
 
         A user or session id longer than the click log holds (``adapters.limits``) raises
-        :class:`MalformedIdError` before the search, rather than answering it with its impression lost.
+        :class:`MalformedIdError` before the search, rather than answering it with its impression lost;
+        a query, ``k`` or ``filter`` it cannot use raises :class:`InvalidSearchError` (``plugin.options``).
         """
+        k = check_search(query, k, kwargs)
         check_user_id(user_id)
         check_session_id(session_id)
         with observe_search(self.alias) as served:  # the clicktune_searches / _latency metrics
@@ -337,6 +269,7 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, VectorSto
     def max_marginal_relevance_search(
         self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, **kwargs: Any
     ) -> list[Document]:
+        k = check_search(query, k, kwargs, fetch_k=fetch_k)
         live = self.collections.live()
         if live is None:
             return []

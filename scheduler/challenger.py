@@ -264,8 +264,15 @@ class ChallengerPhase:
         _apply_retention(self.handle, self.guard)
 
     def drop(self, challenger: Challenger, verdict: dict[str, Any]) -> None:
-        """End the phase first (writers stop mirroring), then delete the collection."""
-        self._record(challenger, "dropped", verdict)
+        """End the phase while writers wait (they stop mirroring), then delete the collection.
+
+        A writer reads the running row under the shared side of the write lock; ending the row under
+        the exclusive side means every write that read it has finished writing the challenger's
+        collection, and every later one never reads it, so no write fails on the collection going
+        away after it reached the live one (docs/ARCHITECTURE.md invariant 4).
+        """
+        with self.handle.writers_paused():
+            self._record(challenger, "dropped", verdict)
         crash_point("challenger.after_end")
         if self.handle.collections.exists(challenger.challenger_collection):
             live = self.handle.collections.live()

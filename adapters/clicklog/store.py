@@ -38,7 +38,13 @@ from clicktune.adapters.errors import (
     FeedbackError,
     UnknownSearchError,
 )
-from clicktune.adapters.limits import check_doc_id, check_search_id, check_session_id, check_user_id
+from clicktune.adapters.limits import (
+    check_doc_id,
+    check_query,
+    check_search_id,
+    check_session_id,
+    check_user_id,
+)
 from clicktune.adapters.observability.counters import CLICKS, count_clicks
 from clicktune.adapters.permissions import OWNER_ONLY, FileModes
 from clicktune.adapters.settings import ClicktuneSettings
@@ -136,6 +142,7 @@ class ClickLog:
     def log_impression(self, impression: Impression) -> None:
         """Store one search; an id the columns cannot hold is refused the same on every backend."""
         check_search_id(impression.search_id)
+        check_query(impression.query)
         check_user_id(impression.user_id)
         check_session_id(impression.session_id)
         for result in impression.results:

@@ -39,6 +39,10 @@ _EXPORTS = {
     "ReindexVerificationError": "errors",
     "VersionAlreadyLiveError": "errors",
     "VersionKeptForRollbackError": "errors",
+    "PartialWriteError": "errors",
+    "MirroredWrite": "writes",
+    "WriteTarget": "writes",
+    "check_filter": "documents",
     "IndexHandle": "handle",
     "VersionIndex": "index",
 }
@@ -60,12 +64,16 @@ __all__ = [
     "ImportReport",
     "ImportVerificationError",
     "IndexHandle",
+    "MirroredWrite",
     "NothingToReindexError",
+    "PartialWriteError",
     "ReindexVerificationError",
     "VersionAlreadyLiveError",
     "VersionIndex",
     "VersionKeptForRollbackError",
     "WriteCoordinator",
+    "WriteTarget",
+    "check_filter",
     "close_shared_clients",
     "coordinator_for",
     "document_from_payload",
@@ -98,6 +106,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from clicktune.adapters.qdrant.documents import (
         ANNOTATIONS_KEY,
         CollectionDocumentStore,
+        check_filter,
         document_from_payload,
         validate_documents,
     )
@@ -110,6 +119,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
         ForeignCollectionError,
         ImportVerificationError,
         NothingToReindexError,
+        PartialWriteError,
         ReindexVerificationError,
         VersionAlreadyLiveError,
         VersionKeptForRollbackError,
@@ -117,3 +127,4 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from clicktune.adapters.qdrant.handle import IndexHandle
     from clicktune.adapters.qdrant.index import VersionIndex
     from clicktune.adapters.qdrant.layout import DOC_ID_KEY, point_id
+    from clicktune.adapters.qdrant.writes import MirroredWrite, WriteTarget

@@ -17,11 +17,12 @@ from langchain_core.documents import Document
 from langchain_qdrant import QdrantVectorStore
 from qdrant_client import models
 
-from clicktune.adapters.errors import InvalidDocumentsError
+from clicktune.adapters.errors import InvalidDocumentsError, InvalidSearchError
 from clicktune.adapters.limits import check_doc_id
 from clicktune.adapters.qdrant.client import searches_exactly
 from clicktune.adapters.qdrant.collections import RESCORED_SEARCH
 from clicktune.adapters.qdrant.layout import CONTENT_KEY, DOC_ID_KEY, METADATA_KEY, point_id
+from clicktune.adapters.qdrant.payload_check import check_metadata
 
 #: The one metadata key of search results that clicktune writes: ``{"search_id", "rank", "model_version",
 #: "query_model_version"}``. Reserved, so that no user key is ever overwritten: add_texts refuses it.
@@ -45,7 +46,8 @@ def validate_documents(
     """Check a whole write before any of it is written; return its document ids.
 
     Every text must be a string, every metadata a dict (or None), with one metadata and one id per
-    text when given, without the reserved key ``ANNOTATIONS_KEY``; every id a string the click log can
+    text when given, without the reserved key ``ANNOTATIONS_KEY`` and holding only what Qdrant stores
+    (``payload_check``: finite numbers, valid Unicode, JSON types); every id a string the click log can
     hold (``adapters.limits``: a document that could never be clicked is never indexed), or None for a
     fresh one. Raises
     :class:`InvalidDocumentsError` or :class:`MalformedIdError` naming the first bad item.
@@ -68,9 +70,21 @@ def validate_documents(
             raise InvalidDocumentsError(
                 f"metadata {i} has the key {ANNOTATIONS_KEY!r}, which clicktune reserves for its annotations of "
                 "search results (search id, rank, model version): rename that key")
+        if metadata is not None:
+            check_metadata(i, metadata)
     if ids is None:
         return [uuid.uuid4().hex for _ in texts]
     return [uuid.uuid4().hex if i is None else check_doc_id(i, what=f"ids[{n}]") for n, i in enumerate(ids)]
+
+
+def check_filter(value: Any) -> None:
+    """Refuse a search ``filter`` that is not Qdrant's ``Filter`` (a dict or a string reaches
+    langchain-qdrant as is and fails deep inside it with an ``AttributeError``)."""
+    if value is not None and not isinstance(value, models.Filter):
+        raise InvalidSearchError(
+            f"filter is of type {type(value).__name__}; pass a qdrant_client.models.Filter, for example "
+            "Filter(must=[FieldCondition(key='metadata.source', match=MatchValue(value='a.pdf'))]) "
+            "(metadata keys live under 'metadata.'), or no filter")
 
 
 def build_payload(text: str, metadata: dict | None, doc_id: str) -> dict[str, Any]:

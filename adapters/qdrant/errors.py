@@ -92,3 +92,17 @@ def is_embedded_lock(exc: BaseException) -> bool:
     if isinstance(exc, RuntimeError) and "already accessed by another instance" in str(exc):
         return True
     return any(cls.__module__.split(".")[0] == "portalocker" for cls in type(exc).__mro__)
+
+
+class PartialWriteError(ClicktuneError):
+    """A write failed in one collection after others were written, and putting them back failed too.
+
+    ``written`` names the collections that may hold part of the write, ``restored`` those put back as
+    they were, ``ids`` the documents concerned: writing the same documents again makes them agree.
+    """
+
+    def __init__(self, message: str, *, written: list[str], restored: list[str], ids: list[str]) -> None:
+        super().__init__(message)
+        self.written = written
+        self.restored = restored
+        self.ids = ids

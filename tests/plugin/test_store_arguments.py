@@ -11,7 +11,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 import clicktune.adapters.errors as errors
 import clicktune.plugin
 from clicktune.adapters import ClicktuneSettings
-from clicktune.adapters.errors import ConfigurationError, UnsupportedEmbeddingsError
+from clicktune.adapters.errors import ConfigurationError, InvalidSearchError, UnsupportedEmbeddingsError
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.plugin.options import setting_overrides
 
@@ -83,3 +83,33 @@ def test_the_errors_an_app_catches_are_exported_by_the_plugin() -> None:
                  "UnsupportedEmbeddingsError"):
         assert getattr(clicktune.plugin, name) is getattr(errors, name)
         assert name in clicktune.plugin.__all__
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"filter": "metadata.source == 'a'"}, "filter is of type str; pass a qdrant_client.models.Filter"),
+    ({"filter": {"must": [{"key": "metadata.source", "match": {"value": "a"}}]}}, "filter is of type dict; pass a"),
+    ({"k": "3"}, "k is '3' of type str; pass a positive int"),
+    ({"k": 2.5}, "k is 2.5 of type float"),
+    ({"k": True}, "k is True of type bool"),
+    ({"k": 0}, "k is 0; pass a positive int"),
+], ids=["str-filter", "dict-filter", "str-k", "float-k", "bool-k", "zero-k"])
+def test_search_arguments_of_the_wrong_kind_raise_errors_that_say_what_to_pass(
+    settings: ClicktuneSettings, embeddings: ClicktuneEmbeddings, arguments: dict, message: str
+) -> None:
+    """Reliability issue, item 10: these failed deep in langchain-qdrant (AttributeError 'min_should',
+    TypeError) or not at all; now each raises InvalidSearchError, by text, by vector and MMR alike."""
+    store = ClicktuneVectorStore(settings, embeddings=embeddings)
+    store.add_texts(["hello there", "goodbye"], ids=["h", "g"])
+    k = arguments.get("k", 1)
+    extra = {n: v for n, v in arguments.items() if n != "k"}
+    vector = embeddings.embed_query("hello")
+    with pytest.raises(InvalidSearchError, match=message):
+        store.similarity_search("hello", k, **extra)
+    with pytest.raises(InvalidSearchError, match=message):
+        store.max_marginal_relevance_search("hello", k, **extra)
+    with pytest.raises(InvalidSearchError, match=message):
+        store.similarity_search_by_vector(vector, k, **extra)
+    with pytest.raises(InvalidSearchError, match=message):
+        store.as_retriever(search_kwargs={"k": k, **extra}).invoke("hello")
+    assert store.feedback.stats() == {"impressions": 0, "clicks": 0}
+    assert [d.id for d in store.similarity_search("hello", 1, log_impression=False)] == ["h"]

@@ -14,7 +14,7 @@ from langchain_core.documents import Document
 
 from clicktune.adapters import ClicktuneSettings
 from clicktune.adapters.clicklog import ClickLog
-from clicktune.adapters.errors import InvalidDocumentsError, MalformedIdError
+from clicktune.adapters.errors import InvalidDocumentsError, InvalidQueryError, MalformedIdError
 from clicktune.adapters.limits import MAX_DOC_ID_LENGTH, MAX_SESSION_ID_LENGTH, MAX_USER_ID_LENGTH
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 
@@ -142,3 +142,27 @@ def test_a_click_by_an_overlong_user_is_refused_with_a_feedback_error(logged_sto
     with pytest.raises(MalformedIdError, match="user id 'uuuu"):
         logged_store.record_click(doc.metadata["clicktune"]["search_id"], doc.id, user="u" * (MAX_USER_ID_LENGTH + 1))
     assert logged_store.feedback.count_clicks() == 0
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "caf\udce9"], ids=["nul", "lone-surrogate"])
+def test_ids_users_sessions_and_queries_postgresql_cannot_store_are_refused_alike(
+    logged_store: ClicktuneVectorStore, bad: str
+) -> None:
+    """Reliability issue, item 6: a NUL passed every check and then failed every impression on PostgreSQL
+    (never clickable); SQLite stored it. Refused at the door on both, with nothing indexed or logged."""
+    logged_store.add_texts(["Rates went up."], ids=["rates"])
+    with pytest.raises(MalformedIdError, match=r"ids\[1\] .* holds an? (NUL|unpaired)"):
+        logged_store.add_texts(["Vitamin D lowers fracture risk.", "again"], ids=["vit", bad])
+    for who in ("user_id", "session_id"):
+        with pytest.raises(MalformedIdError, match=f"{who.replace('_', ' ')} .* holds"):
+            logged_store.similarity_search("rates", k=1, **{who: bad})
+    with pytest.raises(InvalidQueryError, match="the query .* holds .*remove it from the query"):
+        logged_store.similarity_search(f"rates {bad}", k=1)
+    with pytest.raises(InvalidQueryError):
+        logged_store.max_marginal_relevance_search(bad, k=1)
+    (doc,) = logged_store.similarity_search("rates", k=1)
+    with pytest.raises(MalformedIdError, match="user id .* holds"):
+        logged_store.record_click(doc.metadata["clicktune"]["search_id"], doc.id, user=bad)
+    assert _points(logged_store) == 1
+    assert logged_store.feedback.stats() == {"impressions": 1, "clicks": 0}
+    assert logged_store.impression_logger.failures == 0
