@@ -1,7 +1,8 @@
 """Bounds on how much any one source of clicks can weigh in training (docs/ARCHITECTURE.md invariant 17).
 
 The miner's weights estimate, per (query, document) pair, how many people chose the document once
-position bias is undone. Three things let one person pass for many, and each has its bound here:
+position bias is undone. One person can pass for many by forging who clicked, by clicking without
+an identity, by repeating a click, or by using many identities; each has its bound here:
 
 1. **Who clicked** is the user the search was logged with (``similarity_search(user_id=...)``, set
    by the app); the click log stores that user whatever the click body claimed, and the miner reads
@@ -25,7 +26,9 @@ hundreds of clicks or pairs beyond ten median pairs; ``mine_events`` reports how
 each bound touched, so an operator sees when they bind on real traffic. They are robustness bounds
 (how much any one source may move a model), not tuned values: 10 is "one pair counts at most as ten
 ordinary ones", an order of magnitude that leaves honest popular pairs (clicked by many users) their
-lead over the typical row while a flood of any size is worth a handful of rows.
+lead over the typical row while a flood of any size is worth a handful of rows; a share of the total
+would not do, as the mean share itself changes with the number of rows. It also keeps an honest head
+query from crowding an epoch, whose rows are drawn in proportion to weight (``training.py``).
 """
 
 from __future__ import annotations

@@ -137,3 +137,15 @@ def test_a_forged_user_per_click_is_stored_and_mined_as_the_searchs_user(db_url:
         assert weights[f"text of {WRONG}"] <= min(honest)
     finally:
         log.close()
+
+
+def test_the_bounds_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clicktune.adapters import ClicktuneSettings
+
+    monkeypatch.setenv("CLICKTUNE_MAX_PAIR_WEIGHT_RATIO", "4")
+    settings = ClicktuneSettings(max_clicks_per_user=50, feedback={"max_anonymous_clicks_per_query": 30})
+    config = MiningConfig.from_settings(settings)
+    assert (config.max_clicks_per_user, config.max_anonymous_clicks_per_query, config.max_pair_weight_ratio) == (
+        50, 30, 4.0)
+    attacker, honest = _weights(config, _honest() + _attack("fresh user per search"))
+    assert attacker == pytest.approx(4 * statistics.median(honest))
