@@ -107,8 +107,11 @@ def main() -> None:
     configs["defaults"].window_days = None
     results: list[dict[str, Any]] = []
     logs: dict[str, ClickLog] = {}
+    def path(form: str) -> Path:
+        return home / f"feedback-{form.replace(' ', '-')}.db"
+
     for form in FORMS:
-        logs[form] = log = _copy_log(honest_db, home / f"feedback-{form.replace(' ', '-')}.db")
+        logs[form] = log = _copy_log(honest_db, path(form))
         if form != "none":
             _attack(store, log, form, target, wrong, args.attacks)
         for name, config in configs.items():
@@ -125,11 +128,14 @@ def main() -> None:
         "mining": results, "trained": trained,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    for case in [None, *cases]:  # the JSON is rewritten after the mining and after each training
+    # each training on its own copy of its form's log: a tick that opens a challenger phase records it
+    # there, and the next tick on that log would judge the phase instead of training
+    case_logs = [_copy_log(path(form), home / f"train-{i}.db") for i, (form, _) in enumerate(cases)]
+    for i, case in enumerate([None, *cases]):  # the JSON is rewritten after the mining and after each training
         if case is not None:
             form, config = case
-            trained.append(_train(settings, store, logs[form], configs[config], form, config, data, target_qid,
-                                  target, wrong))
+            trained.append(_train(settings, store, case_logs[i - 1], configs[config], form, config, data,
+                                  target_qid, target, wrong))
         report["seconds"] = round(time.perf_counter() - started)
         args.out.write_text(json.dumps(report, indent=2, default=str))
     _table(results, trained)
