@@ -176,6 +176,19 @@ class FeedbackSettings(SettingsGroup):
     window_days: float | None = flat(
         "feedback_window_days", 90, "Clicks older than this are not mined.", gt=0
     )
+    max_clicks_per_user: int | None = flat(
+        "max_clicks_per_user", 200,
+        "Clicks mined per user (the search's user, else its session), its newest; None: no cap.", ge=1,
+    )
+    max_anonymous_clicks_per_query: int | None = flat(
+        "max_anonymous_clicks_per_query", 200,
+        "Clicks mined per query from searches logged without a user, the newest; None: no cap.", ge=1,
+    )
+    max_pair_weight_ratio: float | None = flat(
+        "max_pair_weight_ratio", 10.0,
+        "No (query, document) pair's training weight exceeds this many median pairs': a robustness bound "
+        "on what one source of clicks can weigh, however many identities it uses; None: no cap.", ge=1,
+    )
 
 
 GROUPS: dict[str, type[SettingsGroup]] = {

@@ -50,7 +50,14 @@ def decode_clicks(raw: bytes) -> tuple[list[Any], bool]:
     """
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        # 16,000 "[" fit in the default size limit and exhaust the decoder's recursion limit.
+        detail = [{"loc": ["body"], "msg": "invalid JSON: nested too deeply (a click is an object, a batch a "
+                                           "list of objects)"}]
+        raise ClickHTTPError(422, "ValidationError", detail) from None
+    except ValueError as exc:
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors, and so is an integer longer than
+        # Python's int_max_str_digits (4300), refused by the decoder itself.
         detail = [{"loc": ["body"], "msg": f"invalid JSON: {exc}"}]
         raise ClickHTTPError(422, "ValidationError", detail) from None
     if isinstance(data, list):

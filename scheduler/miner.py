@@ -4,22 +4,25 @@ For every click: the clicked document is a positive for the query; documents sho
 not clicked in that search are hard negatives ("skip-above": the user saw them and preferred the
 click), and so is the document right *below* it when not clicked ("no-click next"; both are among the
 strategies Joachims et al. 2005 found to agree best with expert judgements). Each click weighs ``1 / propensity(rank)`` (clipped), a user contributes at most
-``max_clicks_per_user`` clicks, a (query, document) pair needs ``min_clicks`` clicks, and pairs are
-de-duplicated by normalised query text. Queries are split into train and held-out by a hash of their
+``max_clicks_per_user`` clicks, a (query, document) pair needs ``min_clicks`` votes, and pairs are
+de-duplicated by normalised query text. What any one source of clicks can weigh is bounded in
+``click_bounds``: a click's user is its search's, anonymous clicks are capped per session and per
+query, one identity is one vote per pair, and no row weighs more than ``max_pair_weight_ratio``
+median rows. Queries are split into train and held-out by a hash of their
 normalised text, so the same query never lands on both sides and the split is stable across runs.
 
 Interleaved searches (the challenger phase) are mined like any other: the rank recorded is the rank
 the user actually saw, and examination depends on that position, not on which model put the
 document there, so the same per-rank propensities apply.
 
-A row's training weight is the sum over its pair's clicks of each click's tempered inverse-propensity
-weight, ``min(max_weight, 1 / p) ** weight_power``. Tempering each click, not the sum, keeps the
+A row's training weight is the sum over its pair's clicks (votes: one per identity, see
+``click_bounds``) of each click's tempered inverse-propensity weight, ``min(max_weight, 1 / p) ** weight_power``. Tempering each click, not the sum, keeps the
 weight linear in evidence: a document clicked in nine searches weighs nine clicks, where tempering
 the sum gave it three, barely more than a single noise click at rank 5 (2.2). With repeated traffic
 every pass adds noise clicks on new documents; summed-then-tempered, those single-click pairs had
 almost the weight of the consistently clicked ones.
 
-The per-user cap keeps a user's *newest* clicks: they were made on the rankings the next model will
+The per-user cap (and the anonymous per-query cap) keeps a user's *newest* clicks: they were made on the rankings the next model will
 replace, and a cap that kept the oldest would starve a long-running loop of its recent feedback.
 
 One hard negative per row, the one with the most evidence: each skip counts with the examination
@@ -41,6 +44,7 @@ from typing import Any
 
 from clicktune.adapters.clicklog import ClickLog, FeedbackEvent
 from clicktune.adapters.settings import ClicktuneSettings
+from clicktune.scheduler.click_bounds import Votes, cap_pair_weights, identity_of, over_caps
 from clicktune.scheduler.propensity import PropensityModel
 
 DocTexts = Callable[[list[str]], dict[str, str]]
@@ -69,7 +73,14 @@ class MiningConfig:
     min_clicks: int = 1
     #: Held-out labels need this many clicks (their gains are inverse-propensity weighted anyway).
     heldout_min_clicks: int = 1
+    #: Clicks kept per identity (the search's user, else its session), its newest.
     max_clicks_per_user: int | None = 200
+    #: Clicks kept per normalised query from searches logged without a user, the newest.
+    max_anonymous_clicks_per_query: int | None = 200
+    #: An identity's repeated clicks on one (query, document) pair count as one vote.
+    one_vote_per_identity: bool = True
+    #: No training row weighs more than this many median rows (None: no cap).
+    max_pair_weight_ratio: float | None = 10.0
     max_weight: float = 10.0
     #: Each click weighs (inverse propensity) ** weight_power. 1.0 is plain IPS; 0.5 ("tempered")
     #: keeps most of the de-biasing at far lower variance, and measured best on SciFact (docs/RESULTS.md).
@@ -82,16 +93,20 @@ class MiningConfig:
 
     @classmethod
     def from_settings(cls, settings: ClicktuneSettings) -> MiningConfig:
-        return cls(window_days=settings.feedback.window_days, heldout_fraction=settings.gate.heldout_fraction)
+        feedback = settings.feedback
+        return cls(window_days=feedback.window_days, heldout_fraction=settings.gate.heldout_fraction,
+                   max_clicks_per_user=feedback.max_clicks_per_user,
+                   max_anonymous_clicks_per_query=feedback.max_anonymous_clicks_per_query,
+                   max_pair_weight_ratio=feedback.max_pair_weight_ratio)
 
 
 @dataclass
 class _Pair:
     query: str
     doc_id: str
-    clicks: int = 0
-    weight: float = 0.0  # raw inverse-propensity sum: the held-out gain
-    train_weight: float = 0.0  # sum of tempered per-click weights: the training row's weight
+    #: raw inverse-propensity weights (their sum over votes: the held-out gain) and tempered ones
+    #: (their sum: the training row's weight), grouped into votes (click_bounds.Votes)
+    votes: Votes = field(default_factory=Votes)
     negatives: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # doc -> evidence
 
 
@@ -129,28 +144,27 @@ def mine_events(
             shown_by_query[key].add(shown.doc_id)
     propensities = PropensityModel(cfg.eta, cfg.min_intervention_clicks).fit(observations)
 
-    capped_clicks = _over_user_cap(events, cfg.max_clicks_per_user)
+    capped = over_caps(events, normalize_query, cfg.max_clicks_per_user, cfg.max_anonymous_clicks_per_query)
     pairs: dict[tuple[str, str], _Pair] = {}
     for number, event in enumerate(events):
         ranks = {r.doc_id: r.rank for r in event.impression.results}
         clicked = {c.doc_id for c in event.clicks}
         key = normalize_query(event.impression.query)
+        identity = identity_of(event) if cfg.one_vote_per_identity else None
         for click in event.clicks:
-            if (number, click.doc_id) in capped_clicks:
+            if (number, click.doc_id) in capped.over:
                 continue
             rank = ranks[click.doc_id]
             pair = pairs.setdefault((key, click.doc_id), _Pair(event.impression.query, click.doc_id))
-            pair.clicks += 1
             inverse = min(cfg.max_weight, 1.0 / propensities.get(rank, (1.0, ""))[0])
-            pair.weight += inverse
-            pair.train_weight += inverse**cfg.weight_power
+            pair.votes.add(identity or (number, click.doc_id), inverse, inverse**cfg.weight_power)
             for doc_id, shown_rank in ranks.items():
                 below = cfg.no_click_next and shown_rank == rank + 1
                 if (shown_rank < rank or below) and doc_id not in clicked:
                     pair.negatives[doc_id] += propensities.get(shown_rank, (1.0, ""))[0]
 
     positives_by_query: dict[str, set[str]] = defaultdict(set)
-    supported = [p for p in pairs.values() if p.clicks >= cfg.min_clicks]
+    supported = [p for p in pairs.values() if p.votes.count >= cfg.min_clicks]
     for p in supported:
         positives_by_query[normalize_query(p.query)].add(p.doc_id)
 
@@ -167,10 +181,10 @@ def mine_events(
             continue
         key = normalize_query(p.query)
         if is_heldout(p.query, cfg.heldout_fraction):
-            if p.clicks >= cfg.heldout_min_clicks:
+            if p.votes.count >= cfg.heldout_min_clicks:
                 qid = query_key(p.query)
                 eval_queries[qid] = p.query
-                eval_relevant[qid][p.doc_id] = p.weight
+                eval_relevant[qid][p.doc_id] = p.votes.weight
             continue
         negative = next(
             (d for d, _ in sorted(p.negatives.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -181,7 +195,8 @@ def mine_events(
         train_rows["anchor"].append(p.query)
         train_rows["positive"].append(texts[p.doc_id])
         train_rows["negative"].append(texts[negative] if negative else None)
-        train_rows["weight"].append(p.train_weight)
+        train_rows["weight"].append(p.votes.train_weight)
+    train_rows["weight"], rows_capped = cap_pair_weights(train_rows["weight"], cfg.max_pair_weight_ratio)
     if train_rows["weight"]:
         mean = sum(train_rows["weight"]) / len(train_rows["weight"])
         train_rows["weight"] = [w / mean for w in train_rows["weight"]]
@@ -189,7 +204,9 @@ def mine_events(
     stats = {
         "impressions": len(events),
         "clicks": sum(len(e.clicks) for e in events),
-        "clicks_capped_per_user": len(capped_clicks),
+        "clicks_capped_per_user": capped.by_identity,
+        "clicks_capped_anonymous_per_query": capped.by_anonymous_query,
+        "train_pairs_weight_capped": rows_capped,
         "pairs": len(supported),
         "pairs_below_support": len(pairs) - len(supported),
         "pairs_missing_text": missing,
@@ -202,26 +219,6 @@ def mine_events(
     }
     judged = {qid: shown_by_query[normalize_query(text)] for qid, text in eval_queries.items()}
     return MinedFeedback(Dataset.from_dict(train_rows), eval_queries, dict(eval_relevant), stats, judged)
-
-
-def _over_user_cap(events: list[FeedbackEvent], cap: int | None) -> set[tuple[int, str]]:
-    """The clicks (event number, document) beyond each user's ``cap`` newest clicks."""
-    if cap is None:
-        return set()
-    newest_first = sorted(
-        ((click.created_at, number, click.doc_id, click.user_id or event.impression.user_id or "")
-         for number, event in enumerate(events) for click in event.clicks),
-        reverse=True,
-    )
-    per_user: Counter[str] = Counter()
-    over: set[tuple[int, str]] = set()
-    for _, number, doc_id, user in newest_first:
-        if not user:
-            continue
-        per_user[user] += 1
-        if per_user[user] > cap:
-            over.add((number, doc_id))
-    return over
 
 
 def _rankers(event: FeedbackEvent) -> tuple[str, object]:

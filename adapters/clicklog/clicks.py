@@ -75,7 +75,8 @@ class ClickInput(BaseModel):
     )
     user_id: str | None = Field(
         default=None, max_length=MAX_USER_ID_LENGTH, validation_alias=AliasChoices("user_id", "user"),
-        description="who clicked (also accepted as 'user', its older name)",
+        description="who clicked (also accepted as 'user', its older name); validated but not trusted: the "
+                    "click is stored as the user its search was logged with",
     )
     dwell_seconds: float | None = Field(
         default=None, ge=0, validation_alias=AliasChoices("dwell_seconds", "dwell"),
@@ -130,8 +131,16 @@ class ClickInput(BaseModel):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (
                 max_grade is not None and value > max_grade):
             allowed = f"from 0 to {max_grade}" if max_grade is not None else ">= 0"
-            raise InvalidGradeError(f"grade {value!r} must be an integer {allowed}, or None")
+            raise InvalidGradeError(f"grade {_shown(value)} must be an integer {allowed}, or None")
         return value
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` for a message, except an integer too long to print: ``repr`` of a 5,000-digit
+    int raises ``ValueError`` (Python's int_max_str_digits), which would replace the typed error."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**18:
+        return f"{'-' if value < 0 else ''}(an integer of about {int(abs(value).bit_length() * 0.30103) + 1} digits)"
+    return repr(value)
 
 
 def parse_click(data: ClickInput | Mapping[str, Any], *, max_grade: int | None = None) -> ClickInput:

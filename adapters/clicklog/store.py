@@ -198,8 +198,16 @@ class ClickLog:
         self, clicks: Iterable[ClickInput | Mapping[str, Any]], *, now: datetime | None = None,
     ) -> list[bool]:
         """All or nothing: every click is validated (:class:`ClickInput`) before any is written; one bad
-        click stores none. Mappings use ``ClickInput``'s field names or their older aliases. Every door a
-        click comes in by (``record_click``, ``POST /clicks``) ends here, so the clicks counter is kept here.
+        click stores none. Mappings use ``ClickInput``'s field names or their older aliases.
+
+        A click is stored as the user its search was logged with (``similarity_search(user_id=...)``,
+        set by the app), whatever ``user_id`` the click carries: a click body is written by the
+        browser, so a user id in it is a claim anyone can forge, and the miner's per-user cap would
+        count a forger as whoever it claimed to be, or as a fresh user per click. A differing
+        ``user_id`` is ignored rather than refused: the browser that sent it cannot act on a refusal,
+        refusing would lose honest clicks of apps that log searches without a user but beacon one, and
+        either way a forger gains nothing (docs/ARCHITECTURE.md invariant 17). Every door a click comes
+        in by (``record_click``, ``POST /clicks``) ends here, so the clicks counter is kept here.
         """
         try:
             stored = self._record_clicks(clicks, now=now)
@@ -218,9 +226,11 @@ class ClickLog:
         stored: list[bool] = []
         with self.engine.begin() as conn:
             search_ids = sorted({c.search_id for c in batch})
-            found = {r.search_id: r.created_at for r in conn.execute(
-                select(tables.impressions.c.search_id, tables.impressions.c.created_at)
-                .where(tables.impressions.c.search_id.in_(search_ids)))}
+            logged = conn.execute(
+                select(tables.impressions.c.search_id, tables.impressions.c.created_at, tables.impressions.c.user_id)
+                .where(tables.impressions.c.search_id.in_(search_ids))).all()
+            found = {r.search_id: r.created_at for r in logged}
+            searcher = {r.search_id: r.user_id for r in logged}
             shown: dict[str, set[str]] = {}
             for r in conn.execute(select(tables.impression_results.c.search_id, tables.impression_results.c.doc_id)
                                   .where(tables.impression_results.c.search_id.in_(search_ids))):
@@ -242,7 +252,8 @@ class ClickLog:
             for click in batch:
                 inserted = self._insert_ignore(conn, tables.clicks, [{
                     "search_id": click.search_id, "doc_id": click.doc_id, "created_at": now,
-                    "dwell_seconds": click.dwell_seconds, "grade": click.grade, "user_id": click.user_id,
+                    "dwell_seconds": click.dwell_seconds, "grade": click.grade,
+                    "user_id": searcher[click.search_id],  # the search's user, never the click's (below)
                 }], ["search_id", "doc_id"])
                 stored.append(inserted == 1)
         return stored

@@ -244,3 +244,31 @@ def test_docs_on_with_a_token_need_the_token(log: ClickLog) -> None:
     assert r.status_code == 200 and "/clicks" in r.json()["paths"]
     assert "/openapi.json" not in r.json()["paths"]
     assert client.get("/docs").status_code == 404  # Swagger UI could not send the token for the schema
+
+
+# --- bodies that used to crash the decoder (500) are validation errors ---
+
+
+@pytest.mark.parametrize("raw", [b"[" * 16_000, b'{"search_id": "SID", "doc_id": "a", "grade": ' + b"9" * 5_000 + b"}"],
+                         ids=["16000 brackets", "5000-digit grade"])
+def test_a_body_the_json_decoder_cannot_hold_is_a_422(log: ClickLog, search_id: str, raw: bytes) -> None:
+    client = TestClient(create_click_app(log, token=TOKEN), raise_server_exceptions=False)  # default 16 KiB limit
+    r = client.post("/clicks", content=raw.replace(b"SID", search_id.encode()),
+                    headers={**AUTH, "content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "ValidationError" and "invalid JSON" in r.json()["detail"][0]["msg"]
+    assert log.count_clicks() == 0
+
+
+def test_a_click_is_stored_as_the_user_its_search_was_logged_with(log: ClickLog) -> None:
+    """The body's user_id is the browser's claim: the stored click is the search's user's (or no one's)."""
+    client = TestClient(create_click_app(log, token=TOKEN))
+    searches = {}
+    for user in ("alice", None):
+        searches[user] = str(uuid.uuid4())
+        log.log_impression(Impression(search_id=searches[user], query="q", model_version="v0001",
+                                      collection="docs__v0001", user_id=user, results=[ShownResult(doc_id="a", rank=1)]))
+        r = client.post("/clicks", json={"search_id": searches[user], "doc_id": "a", "user_id": "mallory"}, headers=AUTH)
+        assert r.status_code == 201, r.text
+    stored = {event.impression.search_id: [c.user_id for c in event.clicks] for event in log.iter_feedback()}
+    assert stored == {searches["alice"]: ["alice"], searches[None]: [None]}

@@ -162,9 +162,10 @@ def test_old_and_new_field_names_store_the_same_click(log: ClickLog) -> None:
     assert _post(client, {"search_id": other, "doc_id": "b", "dwell_seconds": 2, "user_id": "h-new"}).status_code == 201
     assert record_clicks([ClickInput(search_id=other, doc_id="c", user="obj", dwell=0)]) == [True]
     stored = [c for event in log.iter_feedback() for c in event.clicks]
+    # the user is accepted under either name and validated, but stored as the search's (None here)
     assert [(c.doc_id, c.dwell_seconds, c.grade, c.user_id) for c in stored] == [
-        ("a", 3.0, None, "u-old"), ("b", 4.5, 2, "u-new"),
-        ("a", 1.0, None, "h-old"), ("b", 2.0, None, "h-new"), ("c", 0.0, None, "obj"),
+        ("a", 3.0, None, None), ("b", 4.5, 2, None),
+        ("a", 1.0, None, None), ("b", 2.0, None, None), ("c", 0.0, None, None),
     ]
     assert all(isinstance(c, Click) and isinstance(c, ClickInput) and c.created_at.tzinfo for c in stored)
 
@@ -186,3 +187,11 @@ def test_the_http_schema_is_the_click_model(tmp_path: Path) -> None:
     assert set(one["properties"]) == set(ClickInput.model_fields) == {
         "search_id", "doc_id", "user_id", "dwell_seconds", "grade"}
     assert one["required"] == ["search_id", "doc_id"] and one["additionalProperties"] is False
+
+
+def test_a_grade_too_long_to_print_is_an_invalid_grade(log: ClickLog) -> None:
+    """repr() of a 5,000-digit int raises ValueError; the refusal must still be the typed grade error
+    (over HTTP such a number never decodes: tests/plugin/test_click_http.py)."""
+    with pytest.raises(InvalidGradeError, match="about 5000 digits"):
+        record_click(_search(log), "a", grade=10**4999)
+    assert log.count_clicks() == 0

@@ -51,7 +51,7 @@ def test_impressions_round_trip(db_url: str) -> None:
 
 def test_clicks_are_idempotent(db_url: str) -> None:
     log = ClickLog(db_url)
-    sid = _impression(log)
+    sid = _impression(log, user_id="u1")
     assert log.record_click(sid, "b", dwell=12.5, grade=2, user="u1") is True
     assert log.record_click(sid, "b", dwell=99.0) is False
     assert log.count_clicks() == 1
