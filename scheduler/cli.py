@@ -15,7 +15,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -138,31 +138,16 @@ def evaluate(
 
 
 @app.command()
-def history() -> None:
-    """Every decision: offline checks and challenger phases, oldest first."""
-    from rich.table import Table
+def history(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show the newest N runs.")] = 50,
+) -> None:
+    """What happened to the alias, oldest first: the loop's runs and the changes made by hand
+    (rollbacks, re-indexes, phases ended by hand), each with its reason (cli_history)."""
+    from clicktune.scheduler.cli_history import history_lines
 
-    handle = _handle()
-    table = Table("version", "status", "parent", "created", "pairs", "decision", "champion", "detail")
-    for row in handle.registry.describe():
-        decisions = row.get("decisions") or []
-        base = [row["version"], row.get("status", "?"), row.get("parent") or "-", str(row.get("created_at"))[:19],
-                str((row.get("training") or {}).get("pairs", "-"))]
-        if not decisions:
-            table.add_row(*base, "-", "-", "-")
-        for decision in decisions:
-            if decision.get("kind") == "challenger":
-                detail = (f"{decision.get('searches', '-')} searches, {decision.get('wins', '-')} W / "
-                          f"{decision.get('losses', '-')} L / {decision.get('ties', '-')} T, z {decision.get('z', '-')}: "
-                          f"{decision.get('reason', '')}")
-                table.add_row(*base, f"challenger {decision.get('outcome')}", decision.get("champion_version", "-"),
-                              detail)
-            else:
-                passed = decision.get("passed", decision.get("promoted"))
-                table.add_row(*base, "offline " + ("passed" if passed else "failed"),
-                              decision.get("champion_version", "-"), decision.get("reason", ""))
-            base = ["", "", "", "", ""]
-    console.print(table)
+    assert _State.settings is not None
+    for line in history_lines(_State.settings, limit=limit):
+        console.print(line, markup=False, highlight=False)
 
 
 @app.command()
@@ -218,6 +203,8 @@ def reindex(
                     else CopyProgress(handle.index, live.version, version))
         with progress:
             report = reindexer.run(version)
+        _by_hand("reindexed", f"re-indexed {report.points} points into {report.target}; alias and CURRENT moved",
+                 handle, live.version if live else None, report.version)
     console.print(
         f"{report.source} -> {report.target}: {report.points} points, {report.replayed} replayed, "
         f"{report.seconds.get('total', 0):.1f}s; alias and CURRENT now {report.version}"
@@ -230,7 +217,10 @@ def rollback() -> None:
     from clicktune.scheduler.reindex import rollback as do_rollback
 
     with _exclusive("roll back") as handle:
+        live = handle.collections.require_live()
         version = do_rollback(handle, _State.guard)
+        _by_hand("rolled_back", f"alias and CURRENT back to {version}, its kept collection (no re-encoding)",
+                 handle, live.version, version)
     console.print(f"rolled back: alias and CURRENT now {version}")
 
 
@@ -342,6 +332,9 @@ def _end_challenger(decision: str) -> None:
             phase.promote(running, verdict)
         else:
             phase.drop(running, verdict)
+        _by_hand("promoted" if decision == "promote" else "dropped",
+                 f"{decision} by hand: {verdict['wins']} W / {verdict['losses']} L / {verdict['ties']} T, "
+                 f"z {verdict['z']:+.2f}", handle, running.champion_version, running.challenger_version, verdict)
     console.print(f"challenger {running.challenger_version}: {decision} by hand "
                   f"({verdict['wins']} wins, {verdict['losses']} losses, {verdict['ties']} ties, z {verdict['z']:+.2f})")
 
@@ -356,6 +349,14 @@ def challenger_promote() -> None:
 def challenger_drop() -> None:
     """Drop the running challenger now: its collection is deleted, the champion stays."""
     _end_challenger("drop")
+
+
+def _by_hand(status: Literal["rolled_back", "reindexed", "promoted", "dropped"], reason: str, handle: IndexHandle,
+             champion: str | None, candidate: str | None, decision: dict[str, Any] | None = None) -> None:
+    """Record a change made by hand in the run history, so `clicktune history` lists it."""
+    from clicktune.scheduler.cli_history import ByHand
+
+    ByHand(status, reason, handle.collections.alias, champion, candidate, decision).record(handle.settings)
 
 
 def _error(message: str) -> None:
