@@ -94,7 +94,7 @@ def retrain(
         _error(f"retrain failed, alias and CURRENT unchanged: {outcome.reason} (--debug shows the traceback)")
         raise typer.Exit(EXIT_ERROR)
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.steps.items())
-    console.print(f"{outcome.status}: {outcome.reason}" + (f" [{steps}]" if steps else ""))
+    console.print(f"{outcome.status}: {outcome.reason}" + (f" [{steps}]" if steps else ""), markup=False)
     if outcome.status == "locked":
         raise typer.Exit(EXIT_LOCKED)
 
@@ -113,6 +113,7 @@ def evaluate(
     from clicktune.scheduler.cli_status import require_setup
     from clicktune.scheduler.evaluation import EvalSet, evaluate_version
     from clicktune.scheduler.miner import MiningConfig, mine_feedback
+    from clicktune.scheduler.text import counted
 
     assert _State.settings is not None
     require_setup(_State.settings)
@@ -131,7 +132,7 @@ def evaluate(
         if not eval_set.queries:
             raise NothingToScoreError(
                 "nothing to score: no held-out click query" + (f" in the last {window:g} days" if window else "")
-                + f" ({mined.stats.get('clicks', 0)} clicks mined; held-out queries are a fixed share of the clicked "
+                + f" ({counted(mined.stats.get('clicks', 0), 'click')} mined; held-out queries are a fixed share of the clicked "
                 "queries); collect more clicks, or pass --golden with a BEIR folder")
     scores = evaluate_version(handle, live.version, eval_set)
     console.print_json(json.dumps({"collection": live.collection, "set": eval_set.name, **scores.as_dict()}))
@@ -321,6 +322,7 @@ def _end_challenger(decision: str) -> None:
     from clicktune.adapters.clicklog import ClickLog
     from clicktune.adapters.errors import NoChallengerError
     from clicktune.scheduler.challenger import ChallengerPhase
+    from clicktune.scheduler.text import counted
 
     with _exclusive("end a challenger", allow_challenger=True) as handle:
         phase = ChallengerPhase(handle, ClickLog.from_settings(handle.settings), guard=_State.guard)
@@ -336,7 +338,8 @@ def _end_challenger(decision: str) -> None:
                  f"{decision} by hand: {verdict['wins']} W / {verdict['losses']} L / {verdict['ties']} T, "
                  f"z {verdict['z']:+.2f}", handle, running.champion_version, running.challenger_version, verdict)
     console.print(f"challenger {running.challenger_version}: {decision} by hand "
-                  f"({verdict['wins']} wins, {verdict['losses']} losses, {verdict['ties']} ties, z {verdict['z']:+.2f})")
+                  f"({counted(verdict['wins'], 'win')}, {counted(verdict['losses'], 'loss', 'losses')}, "
+                  f"{counted(verdict['ties'], 'tie')}, z {verdict['z']:+.2f})")
 
 
 @challenger_app.command("promote")

@@ -222,7 +222,7 @@ class RetrainLoop:
                 outcome = RetrainOutcome("skipped", f"{counted(new_clicks, 'new click')} < "
                                                     f"min_new_clicks={self.settings.schedule.min_new_clicks}")
                 return outcome
-            self._train_and_challenge(run_started, steps, outcome, guard, new_clicks)
+            self._train_and_challenge(run_started, steps, outcome, guard)
         except Exception as exc:
             outcome.status, outcome.reason = "failed", f"{type(exc).__name__}: {exc}"
             log.error("loop tick failed; alias and CURRENT unchanged: %s", outcome.reason, exc_info=True)
@@ -233,7 +233,7 @@ class RetrainLoop:
         return outcome
 
     def _train_and_challenge(self, run_started: datetime, steps: dict[str, float], outcome: RetrainOutcome,
-                             guard: Callable[[], None] | None, new_clicks: int) -> None:
+                             guard: Callable[[], None] | None) -> None:
         live = self.handle.collections.require_live()
         outcome.champion = live.version
         with self._step("mine", steps):
@@ -243,7 +243,7 @@ class RetrainLoop:
         outcome.mining = mined.stats_dict()
         if len(mined.train) < self.training.min_pairs:  # not a failure: the clicks do not make enough pairs yet
             outcome.status, outcome.reason = "skipped", (
-                f"{counted(len(mined.train), 'training pair')} from {counted(new_clicks, 'new click')}, fewer than "
+                f"{counted(len(mined.train), 'training pair')} in the feedback window, fewer than "
                 f"train_min_pairs={self.training.min_pairs}: nothing trained; collect more clicks")
             return
         try:
