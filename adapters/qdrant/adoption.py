@@ -5,7 +5,9 @@ clicktune needs ``docs`` for the alias. :func:`import_collection` copies it into
 (caller ids, texts and metadata kept; each point gets clicktune's payload and UUID5 id), verifies the
 copy, deletes ``docs`` and creates the alias ``docs`` on the copy, so readers that open ``docs`` keep
 working. The stored vectors are copied as they are when a sample re-encoded by our model agrees with
-them (cosine >= ``min_cosine``); otherwise every text is re-encoded.
+them (cosine >= ``min_cosine``); otherwise every text is re-encoded, and the report says why: another
+model, or our model run at another ``max_seq_length`` (:func:`writer_max_seq_length`), which only
+changes texts longer than the shorter limit and is fixed by a setting, not by another model.
 
 Crash safety. Qdrant refuses an alias named like an existing collection, so the old collection must be
 deleted before the alias can exist: that delete is the commit point, and readers of ``docs`` find
