@@ -4,6 +4,7 @@ anything but a ClicktuneEmbeddings is refused the same way by the constructor an
 from __future__ import annotations
 
 import socket
+import warnings
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,8 @@ def test_an_unreachable_url_is_a_one_line_configuration_error(home: Path, embedd
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    with pytest.raises(ConfigurationError) as caught:
+    with pytest.raises(ConfigurationError) as caught, warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor the client's multi-line version-check warning before it
         ClicktuneVectorStore(ClicktuneSettings(home=home, progress=False), embeddings=embeddings,
                              url=url).similarity_search("x")
     message = str(caught.value)
