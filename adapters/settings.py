@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from clicktune.adapters.settings_groups import (
     ScheduleSettings,
     SettingsGroup,
     TrainingSettings,
+    flat_name,
 )
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -310,6 +312,60 @@ def _check_variables(variables: Mapping[str, Any], where: str) -> None:
                 "clicktune setting; fix its name or unset it")
 
 
+@dataclass(frozen=True)
+class SettingProblem:
+    """One problem of a validation error, named as the user gives the setting: its flat name
+    (``train_epochs``, the keyword) or ``CLICKTUNE_TRAIN_EPOCHS`` (the variable), never the group's
+    path (``training.epochs``), which no user types."""
+
+    #: (flat name, value as given): one pair for a field, every field given for a check across a group.
+    settings: tuple[tuple[str, Any], ...]
+    message: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.settings)
+
+    def as_variables(self) -> str:
+        """``CLICKTUNE_TRAIN_EPOCHS='abc'`` (several joined by commas)."""
+        return ", ".join(f"{ENV_PREFIX}{name.upper()}={value!r}" for name, value in self.settings)
+
+    def as_keywords(self) -> str:
+        """``train_epochs='abc' (CLICKTUNE_TRAIN_EPOCHS): <message>``."""
+        if not self.settings:
+            return self.message
+        given = ", ".join(f"{name}={value!r}" for name, value in self.settings)
+        variables = ", ".join(ENV_PREFIX + name.upper() for name in self.names)
+        return f"{given} ({variables}): {self.message}"
+
+
+def setting_problems(exc: ValidationError) -> list[SettingProblem]:
+    """``exc``'s problems, each named by the flat setting the user set.
+
+    A group's field is read from its flat name (``("training", "epochs")`` -> ``train_epochs``,
+    ``CLICKTUNE_TRAIN_EPOCHS``); a check across a group's fields (``("challenger",)``) names every
+    field of the group that was given.
+    """
+    problems = []
+    for error in exc.errors(include_url=False):
+        message = " ".join(str(error["msg"]).split()).removeprefix("Value error, ")
+        loc = tuple(str(part) for part in error["loc"])
+        value = error.get("input")
+        group = GROUPS.get(loc[0]) if loc else None
+        settings: tuple[tuple[str, Any], ...]
+        if not loc:
+            settings = ()
+        elif group is None:
+            settings = ((loc[0], value),)
+        elif len(loc) > 1 and loc[1] in group.model_fields:
+            settings = ((flat_name(group.model_fields[loc[1]]), value),)
+        else:
+            given = value if isinstance(value, Mapping) else {}
+            settings = tuple((flat_name(group.model_fields[f]), v) for f, v in given.items() if f in group.model_fields)
+        problems.append(SettingProblem(settings, message))
+    return problems
+
+
 def load_settings(settings: ClicktuneSettings | None = None, **overrides: object) -> ClicktuneSettings:
     """Settings from the environment, with keyword overrides, turning validation errors into ours.
 
@@ -326,4 +382,5 @@ def load_settings(settings: ClicktuneSettings | None = None, **overrides: object
             merged[name] = {**merged[name], **value} if name in GROUPS and isinstance(value, dict) else value
         return ClicktuneSettings(**merged)
     except ValidationError as exc:
-        raise ConfigurationError(f"invalid clicktune settings: {exc}") from exc
+        problems = "; ".join(p.as_keywords() for p in setting_problems(exc))
+        raise ConfigurationError(f"invalid clicktune settings: {problems}") from exc

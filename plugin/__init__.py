@@ -33,7 +33,7 @@ from clicktune.plugin.clicks import (
     search_id_of,
     set_default_click_log,
 )
-from clicktune.plugin.embeddings import ClicktuneEmbeddings
+from clicktune.plugin.embeddings import ClicktuneEmbeddings, ModelVersionSwitchWarning
 from clicktune.plugin.vectorstore import ClicktuneVectorStore
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "MalformedIdError",
     "MixedSearchesError",
     "ModelNotFoundError",
+    "ModelVersionSwitchWarning",
     "RegistryError",
     "UnknownSearchError",
     "UnsupportedEmbeddingsError",

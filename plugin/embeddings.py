@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 
 from langchain_core.embeddings import Embeddings
 
@@ -14,6 +15,12 @@ from clicktune.adapters.settings import ClicktuneSettings, load_settings
 log = logging.getLogger(__name__)
 
 
+class ModelVersionSwitchWarning(UserWarning):
+    """A :class:`ClicktuneEmbeddings` that no :class:`~clicktune.plugin.ClicktuneVectorStore` uses
+    switched the model it embeds queries with (a promotion or a rollback changed CURRENT), while the
+    vectors of the store it feeds may still be the old model's."""
+
+
 class ClicktuneEmbeddings(Embeddings):
     """Embeds with the registry's CURRENT model (or a pinned ``version``), hot-reloading promotions.
 
@@ -22,6 +29,16 @@ class ClicktuneEmbeddings(Embeddings):
 
     Hot reload: a watchdog observer sees CURRENT replaced by another process, loads the new version in
     the background, then switches; a call already running keeps the encoder it started with.
+
+    Used on its own (with langchain-qdrant's ``QdrantVectorStore`` or any other store), it is safe only
+    where that store reads through the clicktune alias (``collection_name=`` the alias, e.g. ``docs``):
+    the alias and CURRENT move together (a promotion, a rollback), so the store's vectors and the query
+    model change at once. A store on a fixed collection keeps its vectors while the query model
+    changes, and its searches quietly compare two models' vectors. So the first switch of version under
+    an instance that no ``ClicktuneVectorStore`` uses warns, once, with
+    :class:`ModelVersionSwitchWarning`; pin ``version=`` to keep one model, or use
+    ``ClicktuneVectorStore``, which embeds each query with the version that built the collection it
+    searches.
     """
 
     def __init__(
@@ -48,6 +65,10 @@ class ClicktuneEmbeddings(Embeddings):
         self._state_lock = threading.Lock()
         self._watcher: RegistryWatcher | None = None
         self._current: str | None = None
+        #: A ClicktuneVectorStore uses this instance: it resolves versions per collection, no warning needed.
+        self._owned_by_store = False
+        self._served: str | None = None  # the version the last call embedded with
+        self._switch_warned = False
         if version is None:
             self._current = self.registry.bootstrap()  # the live version, made from the base model on first use
             use_watch = self.settings.watch_registry if watch is None else watch
@@ -81,6 +102,22 @@ class ClicktuneEmbeddings(Embeddings):
         """The loaded encoder of ``version`` (default: the one this instance serves now)."""
         return self._cache.get(version or self.current_version)
 
+    def _serving(self) -> VersionEncoder:
+        """The encoder for a call made now, noting a switch of version (see the class docstring)."""
+        version = self.current_version
+        if self.pinned_version is None and not self._owned_by_store:
+            with self._state_lock:
+                previous, self._served = self._served, version
+                warn = previous is not None and previous != version and not self._switch_warned
+                self._switch_warned = self._switch_warned or warn
+            if warn:
+                warnings.warn(ModelVersionSwitchWarning(
+                    f"ClicktuneEmbeddings now embeds with {version}, not {previous}: CURRENT changed (a promotion "
+                    f"or a rollback). A vector store on a fixed collection still holds {previous}'s vectors, "
+                    "which these queries no longer match; search through the clicktune alias, use "
+                    "ClicktuneVectorStore, or pin version=. (Warned once per ClicktuneEmbeddings.)"), stacklevel=3)
+        return self._cache.get(version)
+
     def for_version(self, version: str, *, show_progress: bool | None = None) -> ClicktuneEmbeddings:
         """An ``Embeddings`` pinned to one version, sharing this instance's loaded models."""
         progress = self.show_progress if show_progress is None else show_progress
@@ -101,11 +138,11 @@ class ClicktuneEmbeddings(Embeddings):
 
     # LangChain interface -----------------------------------------------------------------------
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        encoder = self.encoder()
+        encoder = self._serving()
         return encoder.encode(texts, batch_size=self.batch_size, show_progress=self.show_progress).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        return self.encoder().encode_query(text).tolist()
+        return self._serving().encode_query(text).tolist()
 
     # Async variants: LangChain's defaults already run the sync methods in an executor, which is
     # the right thing for CPU-bound encoding; they are inherited rather than rewritten.

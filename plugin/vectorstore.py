@@ -84,6 +84,7 @@ class ClicktuneVectorStore(AdoptExisting, SearchByVector, StoreClicks, StoreWrit
         self.settings = load_settings(settings, **overrides)
         self.alias = alias or self.settings.collection_alias
         self._embeddings = embeddings or ClicktuneEmbeddings(self.settings)
+        self._embeddings._owned_by_store = True  # queries go by collection version here: no switch warning
         self.registry = self._embeddings.registry
         self.handle = IndexHandle.from_settings(
             self.settings, client=client, registry=self.registry, encoder=self._embeddings.encoder, alias=self.alias

@@ -312,7 +312,7 @@ class ChallengerPhase:
                                                       "outcome": status, **verdict,
                                                       "decided_at": datetime.now(timezone.utc).isoformat()}]
         if status == "dropped" and info.status != "live":
-            changes["status"] = "rejected"
+            changes["status"] = "dropped"  # users saw it and it lost; "rejected" is the offline check's
         if changes:
             registry.update_info(challenger.challenger_version, **changes)
         log.info("challenger %s %s: %s", challenger.challenger_version, status, verdict.get("reason"))

@@ -183,33 +183,16 @@ def evaluate(
 
 
 @app.command()
-def history() -> None:
-    """Every decision: offline checks and challenger phases, oldest first (from the registry alone)."""
-    from rich.table import Table
-
-    from clicktune.adapters.registry import ModelRegistry
+def history(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show the newest N runs.")] = 50,
+) -> None:
+    """What happened to the alias, oldest first: the loop's runs and the changes made by hand
+    (rollbacks, re-indexes, phases ended by hand), each with its reason (cli_history)."""
+    from clicktune.scheduler.cli_history import history_lines
 
     assert _State.settings is not None
-    table = Table("version", "status", "parent", "created", "pairs", "decision", "champion", "detail")
-    for row in ModelRegistry.from_settings(_State.settings).describe():
-        decisions = row.get("decisions") or []
-        base = [row["version"], row.get("status", "?"), row.get("parent") or "-", str(row.get("created_at"))[:19],
-                str((row.get("training") or {}).get("pairs", "-"))]
-        if not decisions:
-            table.add_row(*base, "-", "-", "-")
-        for decision in decisions:
-            if decision.get("kind") == "challenger":
-                detail = (f"{decision.get('searches', '-')} searches, {decision.get('wins', '-')} W / "
-                          f"{decision.get('losses', '-')} L / {decision.get('ties', '-')} T, z {decision.get('z', '-')}: "
-                          f"{decision.get('reason', '')}")
-                table.add_row(*base, f"challenger {decision.get('outcome')}", decision.get("champion_version", "-"),
-                              detail)
-            else:
-                passed = decision.get("passed", decision.get("promoted"))
-                table.add_row(*base, "offline " + ("passed" if passed else "failed"),
-                              decision.get("champion_version", "-"), decision.get("reason", ""))
-            base = ["", "", "", "", ""]
-    console.print(table)
+    for line in history_lines(_State.settings, limit=limit):
+        console.print(line, markup=False, highlight=False)
 
 
 @app.command()

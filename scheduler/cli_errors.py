@@ -39,16 +39,15 @@ def _squash(text: str) -> str:
 
 
 def _settings_message(exc: ValidationError) -> str:
+    """Each problem under the name the operator set: ``CLICKTUNE_TRAIN_EPOCHS``, never ``training``."""
+    from clicktune.adapters.settings import setting_problems
+
     problems = []
-    for error in exc.errors(include_url=False):
-        message = _squash(error["msg"]).removeprefix("Value error, ")
-        if not error["loc"]:
-            problems.append(message)
-            continue
-        field = str(error["loc"][0])
-        source = f"CLICKTUNE_{field.upper()}={error.get('input')!r}"
-        where = f"{_OPTIONS[field]} or the environment or .env" if field in _OPTIONS else "the environment or .env"
-        problems.append(f"{source} (from {where}): {message}")
+    for problem in setting_problems(exc):
+        options = [_OPTIONS[name] for name in problem.names if name in _OPTIONS]
+        where = f"{' or '.join(options)} or the environment or .env" if options else "the environment or .env"
+        problems.append(f"{problem.as_variables()} (from {where}): {problem.message}"
+                        if problem.settings else problem.message)
     return "invalid setting " + "; ".join(problems)
 
 

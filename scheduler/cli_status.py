@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from clicktune.adapters.settings import ClicktuneSettings
 from clicktune.scheduler.cli_errors import NothingHereError
+from clicktune.scheduler.text import counted
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -263,8 +264,9 @@ def print_status(data: dict[str, Any], console: Console) -> None:
         console.print(
             f"challenger [bold]{challenger['challenger']}[/] vs champion {challenger['champion']} since "
             f"{_when(challenger['started_at'])} ({challenger['interleave_share']:.0%} of searches interleaved): "
-            f"{challenger['searches']} searches, {challenger['wins']} wins, {challenger['losses']} losses, "
-            f"{challenger['ties']} ties, z {challenger['z']:+.2f} (boundary ±{challenger['interim_boundary']:.2f} "
+            f"{counted(challenger['searches'], 'search', 'searches')}, {counted(challenger['wins'], 'win')}, "
+            f"{counted(challenger['losses'], 'loss', 'losses')}, {counted(challenger['ties'], 'tie')}, "
+            f"z {challenger['z']:+.2f} (boundary ±{challenger['interim_boundary']:.2f} "
             f"before the last look, {challenger['boundary']:.2f} at it); "
             f"{challenger['reason']}"
         )
@@ -272,7 +274,8 @@ def print_status(data: dict[str, Any], console: Console) -> None:
         console.print("challenger: none running")
     window = data["feedback_window"]
     span = f"last {window['days']:g} days" if window["days"] else "all time"
-    console.print(f"feedback window ({span}): {window['impressions']} searches, {window['clicks']} clicks "
+    console.print(f"feedback window ({span}): {counted(window['impressions'], 'search', 'searches')}, "
+                  f"{counted(window['clicks'], 'click')} "
                   f"on alias {data['alias']}")
     lock = data["lock"]
     console.print(f"lock: held by {lock['owner']} since {_when(lock['acquired_at'])} UTC (lease runs to "

@@ -16,11 +16,12 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from clicktune.adapters import ClicktuneError, ClicktuneSettings
+from clicktune.scheduler.text import counted
 
 if TYPE_CHECKING:
     from clicktune.adapters.clicklog import ControlRequest
@@ -69,6 +70,14 @@ def exclusive(settings: ClicktuneSettings, action: str, *, allow_challenger: boo
         yield loop.handle, held.ensure_held
 
 
+def by_hand(status: Literal["rolled_back", "reindexed", "promoted", "dropped"], reason: str, handle: IndexHandle,
+            champion: str | None, candidate: str | None, decision: dict[str, Any] | None = None) -> None:
+    """Record a change made by hand in the run history, so `clicktune history` lists it."""
+    from clicktune.scheduler.cli_history import ByHand
+
+    ByHand(status, reason, handle.collections.alias, champion, candidate, decision).record(handle.settings)
+
+
 def retrain(settings: ClicktuneSettings, *, force: bool = False, handle: IndexHandle | None = None,
             debug: bool = False) -> Answer:
     """One tick of the loop (``clicktune retrain``)."""
@@ -89,7 +98,10 @@ def rollback(settings: ClicktuneSettings, *, handle: IndexHandle | None = None) 
     from clicktune.scheduler.reindex import rollback as do_rollback
 
     with exclusive(settings, "roll back", handle=handle) as (live_handle, guard):
+        live = live_handle.collections.require_live()
         version = do_rollback(live_handle, guard)
+        by_hand("rolled_back", f"alias and CURRENT back to {version}, its kept collection (no re-encoding)",
+                live_handle, live.version, version)
     return Answer(out=[f"rolled back: alias and CURRENT now {version}"])
 
 
@@ -106,6 +118,8 @@ def reindex(settings: ClicktuneSettings, version: str, *, handle: IndexHandle | 
                     else CopyProgress(live_handle.index, live.version, version))
         with progress:
             report = reindexer.run(version)
+        by_hand("reindexed", f"re-indexed {report.points} points into {report.target}; alias and CURRENT moved",
+                live_handle, live.version if live else None, report.version)
     return Answer(out=[
         f"{report.source} -> {report.target}: {report.points} points, {report.replayed} replayed, "
         f"{report.seconds.get('total', 0):.1f}s; alias and CURRENT now {report.version}"])
@@ -151,8 +165,12 @@ def end_challenger(settings: ClicktuneSettings, decision: Literal["promote", "dr
             phase.promote(running, verdict)
         else:
             phase.drop(running, verdict)
-    return Answer(out=[f"challenger {running.challenger_version}: {decision} by hand ({verdict['wins']} wins, "
-                       f"{verdict['losses']} losses, {verdict['ties']} ties, z {verdict['z']:+.2f})"])
+        by_hand("promoted" if decision == "promote" else "dropped",
+                f"{decision} by hand: {verdict['wins']} W / {verdict['losses']} L / {verdict['ties']} T, "
+                f"z {verdict['z']:+.2f}", live_handle, running.champion_version, running.challenger_version, verdict)
+    return Answer(out=[f"challenger {running.challenger_version}: {decision} by hand "
+                       f"({counted(verdict['wins'], 'win')}, {counted(verdict['losses'], 'loss', 'losses')}, "
+                       f"{counted(verdict['ties'], 'tie')}, z {verdict['z']:+.2f})"])
 
 
 def evaluate(settings: ClicktuneSettings, golden: str | None, split: str, *,
@@ -181,7 +199,7 @@ def evaluate(settings: ClicktuneSettings, golden: str | None, split: str, *,
         if not eval_set.queries:
             raise NothingToScoreError(
                 "nothing to score: no held-out click query" + (f" in the last {window:g} days" if window else "")
-                + f" ({mined.stats.get('clicks', 0)} clicks mined; held-out queries are a fixed share of the clicked "
+                + f" ({counted(mined.stats.get('clicks', 0), 'click')} mined; held-out queries are a fixed share of the clicked "
                 "queries); collect more clicks, or pass --golden with a BEIR folder")
     scores = evaluate_version(handle, live.version, eval_set)
     return Answer(json_out=json.dumps({"collection": live.collection, "set": eval_set.name, **scores.as_dict()}))

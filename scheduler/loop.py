@@ -32,6 +32,7 @@ from clicktune.scheduler.gate import OfflineCheck, OfflineCheckResult
 from clicktune.scheduler.lock import lock_name
 from clicktune.scheduler.miner import MiningConfig, mine_feedback
 from clicktune.scheduler.reindex import BlueGreenReindexer, apply_retention
+from clicktune.scheduler.text import counted
 from clicktune.scheduler.training import ClickTrainer, TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ Status = Literal["challenger", "running", "promoted", "dropped", "rejected", "sk
 @dataclass
 class RetrainOutcome:
     """What one tick did: ``challenger`` (a phase opened), ``running`` (still undecided), ``promoted``,
-    ``dropped``, ``rejected`` (failed the offline check), ``skipped``, ``locked`` or ``failed``."""
+    ``dropped``, ``rejected`` (failed the offline check), ``skipped`` (too few new clicks, or too few training
+    pairs from them: nothing to do yet, not a failure), ``locked`` or ``failed``."""
 
     status: Status
     reason: str
@@ -51,6 +53,7 @@ class RetrainOutcome:
     decision: dict[str, Any] | None = None
     steps: dict[str, float] = field(default_factory=dict)
     mining: dict[str, Any] = field(default_factory=dict)
+    alias: str | None = None
     started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
 
     def as_dict(self) -> dict[str, Any]:
@@ -214,15 +217,15 @@ class RetrainLoop:
             since = last["started_at"] if last else None
             new_clicks = self.feedback.count_clicks(since=since, alias=self.alias)
             if not force and new_clicks < self.settings.schedule.min_new_clicks:
-                outcome = RetrainOutcome(
-                    "skipped", f"{new_clicks} new clicks < min_new_clicks={self.settings.schedule.min_new_clicks}")
+                outcome = RetrainOutcome("skipped", f"{counted(new_clicks, 'new click')} < "
+                                                    f"min_new_clicks={self.settings.schedule.min_new_clicks}")
                 return outcome
             self._train_and_challenge(run_started, steps, outcome, guard)
         except Exception as exc:
             outcome.status, outcome.reason = "failed", f"{type(exc).__name__}: {exc}"
             log.error("loop tick failed; alias and CURRENT unchanged: %s", outcome.reason, exc_info=True)
         finally:
-            outcome.steps = steps
+            outcome.steps, outcome.alias = steps, self.alias
             if outcome.status not in ("skipped", "running"):
                 self.feedback.record_run(run_started, outcome.as_dict())
         return outcome
@@ -236,6 +239,11 @@ class RetrainLoop:
             texts = partial(self.handle.index.texts, live.version)
             mined = mine_feedback(self.feedback, texts, self.mining, alias=self.alias)
         outcome.mining = mined.stats_dict()
+        if len(mined.train) < self.training.min_pairs:  # not a failure: the clicks do not make enough pairs yet
+            outcome.status, outcome.reason = "skipped", (
+                f"{counted(len(mined.train), 'training pair')} in the feedback window, fewer than "
+                f"train_min_pairs={self.training.min_pairs}: nothing trained; collect more clicks")
+            return
         try:
             with self._step("train", steps):
                 result = ClickTrainer(self.handle.registry, self.settings, self.training).train(

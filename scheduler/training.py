@@ -170,7 +170,9 @@ class ClickTrainer:
         import torch
         from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
         from sentence_transformers.base.sampler import BatchSamplers
-        from transformers import set_seed
+        from transformers import PrinterCallback, set_seed
+
+        from clicktune.scheduler.training_progress import TrainingProgress, quiet_trainer
 
         fail_point("train")
         if len(train) < self.config.min_pairs:
@@ -199,16 +201,18 @@ class ClickTrainer:
                 save_strategy="no",
                 report_to="none",
                 logging_steps=max(1, rows // (self.config.batch_size * 5)),
-                disable_tqdm=not self.config.show_progress,
+                disable_tqdm=True,  # its bar writes the log dicts to stdout: TrainingProgress reports instead
                 dataloader_drop_last=False,
                 dataloader_pin_memory=torch.cuda.is_available(),
                 bf16=self.config.bf16,
                 use_cpu=not torch.cuda.is_available(),
             )
-            trainer = SentenceTransformerTrainer(
+            trainer = quiet_trainer(SentenceTransformerTrainer)(
                 model=model, args=args, train_dataset=datasets if len(datasets) > 1 else next(iter(datasets.values())),
                 loss=loss,
             )
+            trainer.remove_callback(PrinterCallback)  # disable_tqdm's stand-in prints each log dict to stdout
+            trainer.add_callback(TrainingProgress(self.config.show_progress))
             output = trainer.train()
         model.max_seq_length = serving_length
         seconds = time.perf_counter() - started

@@ -403,10 +403,11 @@ class ClickLog:
         return [dict(r) for r in rows]
 
     def last_run(self, *, attempted_only: bool = True) -> dict[str, Any] | None:
-        """The latest run that did work (skipped and locked runs don't reset the click counter)."""
+        """The latest run that did work: skipped and locked runs, and a rollback or a re-index made by
+        hand (they train nothing), don't reset the count of new clicks."""
         query = select(tables.runs).order_by(tables.runs.c.id.desc()).limit(1)
         if attempted_only:
-            query = query.where(tables.runs.c.status.notin_(["skipped", "locked"]))
+            query = query.where(tables.runs.c.status.notin_(["skipped", "locked", "rolled_back", "reindexed"]))
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return dict(row) if row else None

@@ -92,6 +92,22 @@ class VersionEncoder:
         result[order] = np.concatenate(out, axis=0)
         return result
 
+    def encode_at_length(self, texts: Sequence[str], max_seq_length: int, *, batch_size: int = 32) -> np.ndarray:
+        """``texts`` as this model embeds them at another token limit (as another app may have set it up).
+
+        Holds ``lock`` for the whole call and restores the limit before releasing it, so no other call
+        ever encodes at the changed limit.
+        """
+        with self.lock, autocast(self.precision, self.device_type):  # type: ignore[arg-type]
+            kept = self.model.max_seq_length
+            self.model.max_seq_length = max_seq_length
+            try:
+                vectors = self.model.encode(list(texts), batch_size=batch_size, convert_to_tensor=True,
+                                            show_progress_bar=False)
+            finally:
+                self.model.max_seq_length = kept
+        return _unit_rows(vectors)
+
     def encode_query(self, text: str) -> np.ndarray:
         with self.lock, autocast(self.query_precision, self.device_type):  # type: ignore[arg-type]
             vector = self.model.encode([text], convert_to_tensor=True, show_progress_bar=False)

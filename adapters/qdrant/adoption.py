@@ -5,7 +5,9 @@ clicktune needs ``docs`` for the alias. :func:`import_collection` copies it into
 (caller ids, texts and metadata kept; each point gets clicktune's payload and UUID5 id), verifies the
 copy, deletes ``docs`` and creates the alias ``docs`` on the copy, so readers that open ``docs`` keep
 working. The stored vectors are copied as they are when a sample re-encoded by our model agrees with
-them (cosine >= ``min_cosine``); otherwise every text is re-encoded.
+them (cosine >= ``min_cosine``); otherwise every text is re-encoded, and the report says why: another
+model, or our model run at another ``max_seq_length`` (:func:`writer_max_seq_length`), which only
+changes texts longer than the shorter limit and is fixed by a setting, not by another model.
 
 Crash safety. Qdrant refuses an alias named like an existing collection, so the old collection must be
 deleted before the alias can exist: that delete is the commit point, and readers of ``docs`` find
@@ -155,7 +157,41 @@ def vectors_match(client: QdrantClient, layout: ForeignLayout, encoder: VersionE
     worst = float(np.min(np.sum(stored * ours, axis=1)))
     if worst >= min_cosine:
         return True, f"made by {encoder.version}'s model: lowest cosine {worst:.5f} over {len(pairs)} points", worst
+    texts = [t for _, t in pairs]
+    writer = writer_max_seq_length(encoder, texts, stored, min_cosine=min_cosine, batch_size=batch_size)
+    if writer is not None:
+        ours = encoder.model.max_seq_length
+        return False, (f"made by {encoder.version}'s model, but at max_seq_length={writer}, not {ours} as "
+                       f"{encoder.version} runs: texts over {min(writer, ours)} tokens embed differently, so every text "
+                       f"is re-encoded at {ours}; to copy the vectors instead, import into a new home with "
+                       f"CLICKTUNE_MAX_SEQ_LENGTH={writer}"), worst
     return False, f"not made by {encoder.version}'s model: lowest cosine {worst:.4f} < {min_cosine}", worst
+
+
+#: Token limits a writer commonly runs a model at, besides the tokenizer's own limit.
+COMMON_MAX_SEQ_LENGTHS = (128, 256, 384, 512)
+
+
+def writer_max_seq_length(encoder: VersionEncoder, texts: list[str], stored: np.ndarray, *, min_cosine: float,
+                          batch_size: int) -> int | None:
+    """The token limit at which ``encoder``'s model gives ``stored`` for ``texts``, if another than its own.
+
+    The same weights truncate texts at their ``max_seq_length``: a collection written with the same
+    model at another limit differs only on texts longer than the shorter limit. No collection records
+    its writer's limit, so the common ones (and the tokenizer's, up to the model's position
+    embeddings) are tried on the sample.
+    """
+    model = encoder.model
+    ours = model.max_seq_length
+    config = getattr(getattr(model[0], "auto_model", None), "config", None) if len(model) else None
+    positions = int(getattr(config, "max_position_embeddings", 0) or 0) or max(COMMON_MAX_SEQ_LENGTHS)
+    tokenizer_limit = int(getattr(getattr(model, "tokenizer", None), "model_max_length", 0) or 0)
+    lengths = sorted({n for n in (*COMMON_MAX_SEQ_LENGTHS, tokenizer_limit) if 0 < n <= positions and n != ours})
+    for length in lengths:
+        vectors = encoder.encode_at_length(texts, length, batch_size=batch_size)
+        if float(np.min(np.sum(stored * vectors, axis=1))) >= min_cosine:
+            return length
+    return None
 
 
 @dataclass

@@ -16,12 +16,15 @@ from __future__ import annotations
 import atexit
 import functools
 import threading
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from qdrant_client import QdrantClient
 from qdrant_client.local.qdrant_local import QdrantLocal
 
+from clicktune.adapters.errors import ConfigurationError
 from clicktune.adapters.qdrant.errors import EmbeddedFolderInUseError, is_embedded_lock
 from clicktune.adapters.settings import ClicktuneSettings
 
@@ -112,7 +115,8 @@ def qdrant_client_from_settings(settings: ClicktuneSettings) -> QdrantClient:
     if settings.qdrant_url:
         key = f"url:{settings.qdrant_url}"
         api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        factory = lambda: QdrantClient(url=settings.qdrant_url, api_key=api_key)  # noqa: E731
+        factory = lambda: reachable(lambda: QdrantClient(url=settings.qdrant_url, api_key=api_key),  # noqa: E731
+                                    settings.qdrant_url)
     else:
         path = settings.resolved_qdrant_path
         assert path is not None
@@ -142,6 +146,41 @@ def qdrant_client_from_settings(settings: ClicktuneSettings) -> QdrantClient:
         if client is None:
             client = _clients[key] = factory()
         return client
+
+
+def reachable(make: Callable[[], QdrantClient], url: str | None) -> QdrantClient:
+    """The client ``make`` returns, once its server has answered one request; else
+    :class:`ConfigurationError`, in one line.
+
+    qdrant-client connects lazily: a wrong URL used to pass construction and fail at the first
+    search or write with the HTTP library's exception and its traceback. One listing of the
+    collections here, once per process and location (the client is shared), says at the door what
+    to fix. The client's version check warns (several lines) when the server does not answer: its
+    warnings are held until the server has answered, and dropped with the error otherwise.
+    """
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    with warnings.catch_warnings(record=True) as held:
+        warnings.simplefilter("always")
+        client = make()
+    try:
+        client.get_collections()
+    except ResponseHandlingException as exc:
+        client.close()
+        reason = " ".join(str(getattr(exc, "source", None) or exc).split()) or type(exc).__name__
+        raise ConfigurationError(
+            f"cannot reach Qdrant at {url} ({reason}): check CLICKTUNE_QDRANT_URL (qdrant_url=, url=) and that "
+            "the server is running") from None
+    except UnexpectedResponse as exc:
+        if exc.status_code not in (401, 403):
+            raise
+        client.close()
+        raise ConfigurationError(
+            f"Qdrant at {url} answered {exc.status_code} {exc.reason_phrase}: check CLICKTUNE_QDRANT_API_KEY "
+            "(qdrant_api_key=, api_key=)") from None
+    for warning in held:  # the server answered: a version mismatch is worth its warning
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return client
 
 
 def close_shared_clients() -> None:

@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-VersionStatus = Literal["candidate", "challenger", "live", "retired", "rejected", "failed"]
+#: ``rejected``: refused by the offline check, before any user saw it; ``dropped``: it lost (or could
+#: not finish) its challenger phase, after users saw it; ``failed``: its training or build broke.
+VersionStatus = Literal["candidate", "challenger", "live", "retired", "rejected", "dropped", "failed"]
 
 
 def utcnow() -> datetime:

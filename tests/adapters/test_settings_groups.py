@@ -147,3 +147,16 @@ def test_every_group_field_has_a_flat_name_read_from_its_variable(monkeypatch: p
     s = ClicktuneSettings()
     for group, (flat, value) in values.items():
         assert float(getattr(getattr(s, group), FLAT_NAMES[flat][1])) == float(value)
+
+
+def test_a_bad_value_is_named_by_the_flat_name_and_variable_the_user_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``training.epochs`` is no name a user types: the error says ``train_epochs`` / ``CLICKTUNE_TRAIN_EPOCHS``."""
+    with pytest.raises(ConfigurationError, match=r"train_epochs='abc' \(CLICKTUNE_TRAIN_EPOCHS\): Input should be"):
+        load_settings(train_epochs="abc")
+    monkeypatch.setenv("CLICKTUNE_INTERLEAVE_SHARE", "1.5")
+    with pytest.raises(ConfigurationError, match=r"interleave_share='1.5' \(CLICKTUNE_INTERLEAVE_SHARE\)"):
+        load_settings(batch_size=8)
+    monkeypatch.delenv("CLICKTUNE_INTERLEAVE_SHARE")
+    with pytest.raises(ConfigurationError, match=r"challenger_first_look=500, challenger_last_look=100 "
+                                                 r"\(CLICKTUNE_CHALLENGER_FIRST_LOOK, CLICKTUNE_CHALLENGER_LAST_LOOK\)"):
+        load_settings(challenger_first_look=500, challenger_last_look=100)

@@ -6,13 +6,14 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from clicktune.adapters import ClicktuneSettings, ModelRegistry, VersionNotFoundError
-from clicktune.plugin import ClicktuneEmbeddings
+from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore, ModelVersionSwitchWarning
 
 TEXTS = [
     "Vitamin D deficiency is associated with higher risk of fractures.",
@@ -131,3 +132,28 @@ def test_without_watcher_reads_current_per_call(settings: ClicktuneSettings, var
     assert emb.current_version == "v0001"
     registry.promote(v2)
     assert emb.current_version == v2
+
+
+def test_a_version_switch_under_embeddings_no_store_uses_warns_once(settings: ClicktuneSettings, variant_model) -> None:
+    """Used alone (e.g. with a plain QdrantVectorStore on a fixed collection), a promotion or a rollback
+    silently changed the query model under the store's vectors: the first switch now warns, once."""
+    registry = ModelRegistry.from_settings(settings)
+    v2 = registry.register(variant_model, parent="v0001")
+    alone = ClicktuneEmbeddings(settings, watch=False)
+    owned = ClicktuneEmbeddings(settings, watch=False)
+    ClicktuneVectorStore(settings, embeddings=owned)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing warns before a switch, nor for a store's embeddings
+        alone.embed_query(TEXTS[0])
+        owned.embed_query(TEXTS[0])
+    registry.promote(v2)
+    with pytest.warns(ModelVersionSwitchWarning, match=f"now embeds with {v2}, not v0001") as caught:
+        alone.embed_documents(TEXTS[:1])
+    assert len(caught) == 1 and caught[0].filename == __file__  # points at the caller's line
+    registry.rollback()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert alone.current_version == "v0001"
+        alone.embed_query(TEXTS[0])  # a second switch: already warned
+        owned.embed_query(TEXTS[0])
+        owned.for_version(v2).embed_query(TEXTS[0])  # pinned: never switches

@@ -3,6 +3,8 @@ anything but a ClicktuneEmbeddings is refused the same way by the constructor an
 
 from __future__ import annotations
 
+import socket
+import warnings
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,21 @@ def test_unknown_or_conflicting_arguments_raise(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         ClicktuneVectorStore(settings, embeddings=embeddings, **kwargs)
+
+
+def test_an_unreachable_url_is_a_one_line_configuration_error(home: Path, embeddings: ClicktuneEmbeddings) -> None:
+    """The client connects lazily: a wrong url= used to pass construction and fail at the first search
+    with the HTTP library's exception. Nothing listens on a port just freed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with pytest.raises(ConfigurationError) as caught, warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor the client's multi-line version-check warning before it
+        ClicktuneVectorStore(ClicktuneSettings(home=home, progress=False), embeddings=embeddings,
+                             url=url).similarity_search("x")
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"cannot reach Qdrant at {url} (")
+    assert "check CLICKTUNE_QDRANT_URL (qdrant_url=, url=)" in message
 
 
 def test_a_client_and_a_location_conflict(settings: ClicktuneSettings, embeddings: ClicktuneEmbeddings) -> None:

@@ -243,7 +243,7 @@ def test_a_dropped_challenger_leaves_the_champion_and_its_collection_is_deleted(
     store, phase = phase_store
     phase.drop(phase.active(), {"decision": "drop", "reason": "test"})
     assert [c.collection for c in store.collections.versions()] == ["docs__v0001"]
-    assert store.registry.current() == "v0001" and store.registry.get("v0002").status == "rejected"
+    assert store.registry.current() == "v0001" and store.registry.get("v0002").status == "dropped"
     store.add_texts([scifact_docs[100][1]], ids=[scifact_docs[100][0]])  # no challenger to mirror into
     assert {d.metadata["clicktune"]["model_version"] for d in store.similarity_search("cancer", k=5)} == {"v0001"}
 
@@ -258,7 +258,7 @@ def test_the_time_bound_drops_and_reconcile_drops_a_phase_whose_collection_is_go
     assert phase.reconcile() is None
     ended = store.feedback.challengers.get(challenger.id)
     assert ended.status == "dropped" and "gone" in ended.result["reason"]
-    assert store.registry.get("v0002").status == "rejected" and store.registry.current() == "v0001"
+    assert store.registry.get("v0002").status == "dropped" and store.registry.current() == "v0001"
 
 
 def test_a_phase_whose_lease_was_lost_is_not_promoted(phase_store) -> None:

@@ -46,14 +46,21 @@ def _assert_one_line_error(proc: subprocess.CompletedProcess, *hints: str) -> No
         (["rollback"], {"CLICKTUNE_FEEDBACK_URL": "postgresql+psycopg://postgres@127.0.0.1:1/test"},
          ["127.0.0.1:1", "check CLICKTUNE_FEEDBACK_URL"]),
         (["status"], {"CLICKTUNE_QDRANT_URL": "http://127.0.0.1:1"}, ["http://127.0.0.1:1", "check CLICKTUNE_QDRANT_URL"]),
+        # A group's field is named by the variable the operator set, not by its group (CLICKTUNE_TRAINING).
+        (["status"], {"CLICKTUNE_TRAIN_EPOCHS": "abc"}, ["CLICKTUNE_TRAIN_EPOCHS='abc'", "valid number"]),
+        (["status"], {"CLICKTUNE_INTERLEAVE_SHARE": "1.5"}, ["CLICKTUNE_INTERLEAVE_SHARE='1.5'", "less than or equal to 1"]),
+        (["status"], {"CLICKTUNE_CHALLENGER_FIRST_LOOK": "5000"},
+         ["CLICKTUNE_CHALLENGER_FIRST_LOOK='5000'", "challenger_last_look must be >= challenger_first_look"]),
     ],
     ids=["bad-alias", "bad-env-value", "postgres-unreachable-status", "postgres-unreachable-rollback",
-         "qdrant-unreachable"],
+         "qdrant-unreachable", "bad-group-field", "group-field-out-of-range", "group-check"],
 )
 def test_bad_setting_or_unreachable_server_is_one_line_and_exit_1(
     home: Path, args: list[str], env: dict[str, str], hints: list[str]
 ) -> None:
-    _assert_one_line_error(_clicktune(home, *args, **env), *hints)
+    proc = _clicktune(home, *args, **env)
+    _assert_one_line_error(proc, *hints)
+    assert "CLICKTUNE_TRAINING" not in proc.stderr and "CLICKTUNE_CHALLENGER=" not in proc.stderr
 
 
 def test_embedded_folder_held_by_a_process_that_serves_no_requests(home: Path) -> None:

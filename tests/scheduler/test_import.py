@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient, models
 from shared_homes import clone_home
@@ -143,6 +143,36 @@ def test_vectors_of_another_model_are_re_encoded(settings: ClicktuneSettings, em
     report = ClicktuneVectorStore.from_existing_collection("kb", emb, settings=settings, client=other).last_import
     assert (report.status, report.vectors, report.points) == ("imported", "re-encoded", 0)
     assert "768 dimensions" in report.reason and _layout(other) == ({"kb__v0001"}, {"kb": "kb__v0001"})
+
+
+class _SameModelAt(Embeddings):
+    """Another app's embeddings: the same weights as v0001, run at another token limit."""
+
+    def __init__(self, model, max_seq_length: int) -> None:  # noqa: ANN001 - a SentenceTransformer
+        self.model = model
+        self.model.max_seq_length = max_seq_length
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.model.encode(texts, normalize_embeddings=True).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def test_vectors_of_the_same_model_at_another_max_seq_length_are_named_as_such(
+    settings: ClicktuneSettings, emb: ClicktuneEmbeddings
+) -> None:
+    """Whole SciFact abstracts (most over 128 tokens) written by v0001's own weights truncating at 128,
+    where v0001 runs at 256: the import re-encodes, and says the token limit is the difference, not the model."""
+    docs = list(BeirDataset.load(BUNDLED_SCIFACT).corpus.values())[:12]
+    writer = _SameModelAt(emb.registry.load_model("v0001"), max_seq_length=128)
+    source = QdrantVectorStore.from_texts([d.content for d in docs], writer, ids=list(range(len(docs))),
+                                          collection_name="kb", location=":memory:")
+    report = ClicktuneVectorStore.from_existing_collection("kb", emb, settings=settings,
+                                                           client=source.client).last_import
+    assert (report.vectors, report.points) == ("re-encoded", len(docs))
+    assert "made by v0001's model, but at max_seq_length=128, not 256" in report.reason, report.reason
+    assert "not made by" not in report.reason and "CLICKTUNE_MAX_SEQ_LENGTH=128" in report.reason
 
 
 def test_a_run_that_lost_its_lease_deletes_nothing(settings: ClicktuneSettings, emb: ClicktuneEmbeddings,
