@@ -260,6 +260,7 @@ def _oracle(args: argparse.Namespace, settings, data, test, graded) -> dict:
              for d, grade in docs.items() if grade > 0 and d in data.corpus]
     random.Random(args.seed).shuffle(pairs)
     registry = ModelRegistry.from_settings(oracle_settings)
+    registry.bootstrap()  # v0001 = the base model, the trainer's parent
     trainer = ClickTrainer(registry, oracle_settings)
     trainer.config.max_rows = trainer.config.max_rows or len(pairs)
     pairs = pairs[: trainer.config.max_rows]  # the tick's rows an epoch, drawn evenly from all the qrels
