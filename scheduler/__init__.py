@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     from clicktune.scheduler.loop import RetrainLoop, RetrainOutcome
     from clicktune.scheduler.miner import MinedFeedback, MiningConfig, mine_events, mine_feedback
     from clicktune.scheduler.reindex import BlueGreenReindexer, ReindexReport, rollback
-    from clicktune.scheduler.simulator import ClickModel, ClickSimulator, SimulationConfig
+    from clicktune.scheduler.simulator import (
+        ClickModel,
+        ClickSimulator,
+        DependentClickModel,
+        PositionBasedModel,
+        SimulationConfig,
+    )
     from clicktune.scheduler.training import ClickTrainer, TrainingConfig
 
 #: Public name -> the module that defines it.
@@ -31,6 +37,7 @@ _WHERE = {
     "MinedFeedback": "miner", "MiningConfig": "miner", "mine_events": "miner", "mine_feedback": "miner",
     "BlueGreenReindexer": "reindex", "ReindexReport": "reindex", "rollback": "reindex",
     "ClickModel": "simulator", "ClickSimulator": "simulator", "SimulationConfig": "simulator",
+    "DependentClickModel": "simulator", "PositionBasedModel": "simulator",
     "ClickTrainer": "training", "TrainingConfig": "training",
 }
 
@@ -40,10 +47,12 @@ __all__ = [
     "ClickModel",
     "ClickSimulator",
     "ClickTrainer",
+    "DependentClickModel",
     "MinedFeedback",
     "MiningConfig",
     "OfflineCheck",
     "OfflineCheckResult",
+    "PositionBasedModel",
     "ReindexReport",
     "RetrainLoop",
     "RetrainOutcome",

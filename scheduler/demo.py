@@ -36,7 +36,7 @@ from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
 from clicktune.scheduler.evaluation import EvalSet, Scores, evaluate_version
 from clicktune.scheduler.gate import OfflineCheck
 from clicktune.scheduler.loop import RetrainLoop
-from clicktune.scheduler.simulator import ClickModel, ClickSimulator, SimulationConfig
+from clicktune.scheduler.simulator import ClickSimulator, PositionBasedModel, SimulationConfig
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def run_demo(
     test = EvalSet(data.split_queries("test"), {q: {d for d, g in r.items() if g > 0}
                                                 for q, r in data.qrels["test"].items()}, name="test")
     console.rule(f"[bold]clicktune demo[/]: {len(data.corpus):,} documents, {len(test)} test queries, seed {cfg.seed}")
-    click_model = ClickModel(eta=1.0, p_relevant=0.9, p_noise=0.05)
+    click_model = PositionBasedModel(eta=1.0, p_relevant=0.9, p_noise=0.05)
 
     def simulate(rounds: int, seed: int) -> dict[str, Any]:
         return ClickSimulator(

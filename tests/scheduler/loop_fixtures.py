@@ -11,7 +11,7 @@ from clicktune.adapters import ClicktuneSettings
 from clicktune.adapters.clicklog import ClickLog
 from clicktune.plugin import ClicktuneEmbeddings, ClicktuneVectorStore
 from clicktune.scheduler.beir import BUNDLED_SCIFACT, BeirDataset
-from clicktune.scheduler.simulator import ClickModel, ClickSimulator, SimulationConfig
+from clicktune.scheduler.simulator import ClickSimulator, PositionBasedModel, SimulationConfig
 
 
 @dataclass
@@ -74,6 +74,6 @@ def simulate(store: ClicktuneVectorStore, data: Slice, *, rounds: int, seed: int
     """Simulated users search the slice's train queries through ``store`` and click (position-based model)."""
     sim = ClickSimulator(
         data.dataset, store.similarity_search, store.record_click,
-        SimulationConfig(split="train", rounds=rounds, users=20, k=10, seed=seed, click_model=ClickModel()),
+        SimulationConfig(split="train", rounds=rounds, users=20, k=10, seed=seed, click_model=PositionBasedModel()),
     )
     return sim.run().as_dict()
