@@ -9,7 +9,7 @@ Usage: python benchmarks/retrain.py [--pairs 1000] [--max-seq-length 128]
 The ratio (ours / plain) is the loop's overhead; target <= 1.10. The two run alternately,
 ``--repeats`` times each (ours, plain, plain, ours, ...) so warm-up and machine noise hit both alike;
 the table gives each side's median. Only time is measured here, so the traffic covers SciFact's train
-and test queries alike (enough clicks for ``--pairs``); quality is benchmarks/scifact_loop.py's job.
+and test queries alike (enough clicks for ``--pairs``); quality is benchmarks/beir_loop.py's job.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Why the held-out drop must also be significant: a tenth of the click queries is 
 hundred queries labelled by noisy clicks, and the standard error of a paired nDCG@10 difference over
 them (about 0.015 on SciFact's ~80) is as large as the tolerance. Refusing every point estimate
 beyond the tolerance refused candidates that were better on SciFact's test judgements, by 0.0045 to
-0.008, in rounds 2 and 3 of ``benchmarks/scifact_loop.py``. So the check refuses a candidate only
+0.008, in rounds 2 and 3 of ``benchmarks/beir_loop.py`` (SciFact). So the check refuses a candidate only
 when the held-out queries show, with one-sided confidence ``1 - alpha`` (a paired t-test of the
 per-query differences against the margin), that it is worse by more than ``tolerance``. A broken model
 still fails at once; a difference the held-out set cannot resolve goes to the interleaving judge.
