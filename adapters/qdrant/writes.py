@@ -89,6 +89,14 @@ class MirroredWrite:
         return _Before(target, [models.PointStruct(id=r.id, vector=r.vector, payload=r.payload)  # type: ignore[arg-type]
                                 for r in records])
 
+    def _unchanged(self, state: _Before) -> bool:
+        """Whether the target holds under the written ids exactly what it held before: then there is
+        nothing to put back (a write refused before its first batch, say for a full disk, where putting
+        back, itself a write, would be refused too)."""
+        now = self._read(state.target).points
+        as_tuples = lambda points: sorted((str(p.id), repr(p.payload), repr(p.vector)) for p in points)  # noqa: E731
+        return as_tuples(now) == as_tuples(state.points)
+
     def _put_back(self, touched: list[_Before], cause: BaseException) -> None:
         """Each touched target: the written ids deleted, then what was there before restored."""
         failed: dict[str, str] = {}
@@ -97,6 +105,8 @@ class MirroredWrite:
             if state.target.mirror and not self.client.collection_exists(collection):
                 continue
             try:
+                if self._unchanged(state):
+                    continue
                 self.client.delete(collection, models.PointIdsList(points=[point_id(i) for i in self.ids]), wait=True)
                 if state.points:
                     self.client.upsert(collection, state.points, wait=True)
