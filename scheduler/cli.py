@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -96,7 +95,8 @@ def _emit(answer: Answer) -> None:
         raise typer.Exit(answer.exit_code)
 
 
-#: How long a command that finds the folder held waits for its holder to take the alias's lease.
+#: Another `clicktune` command may hold the folder and be about to take the lease (it opens the folder
+#: first): how long to wait for that before saying that nothing serves.
 LEASE_GRACE_SECONDS = 5.0
 
 
@@ -117,13 +117,7 @@ def _here_or_in_app(command: RequestCommand, arguments: dict[str, PlainValue], t
         try:
             answer = send(_State.settings, command, arguments, timeout=timeout, why=str(held))
         except NoLoopServingError:
-            # Another `clicktune` command may hold both the folder and the lease; it opens the folder
-            # first, so give it a moment to take the lease before saying that nothing serves.
-            from clicktune.scheduler.commands import LEASED_COMMANDS
-
-            deadline = time.monotonic() + (LEASE_GRACE_SECONDS if command in LEASED_COMMANDS else 0.0)
-            while (locked := locked_answer(_State.settings, command)) is None and time.monotonic() < deadline:
-                time.sleep(0.25)
+            locked = locked_answer(_State.settings, command, wait=LEASE_GRACE_SECONDS)
             if locked is None:
                 raise
             answer = locked

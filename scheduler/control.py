@@ -284,18 +284,21 @@ def _send(feedback: ClickLog, alias: str, command: RequestCommand, arguments: di
         time.sleep(0.25)
 
 
-def locked_answer(settings: ClicktuneSettings, command: RequestCommand) -> Answer | None:
+def locked_answer(settings: ClicktuneSettings, command: RequestCommand, *, wait: float = 0.0) -> Answer | None:
     """What a leased command answers when the alias's lease is taken (exit 3, as when it runs here), or
-    None when it is free: a process holding the folder and the lease (another `clicktune retrain`) serves
-    no requests, and the operator should hear "locked", not "nothing serves"."""
+    None when it is still free after ``wait`` seconds: a process holding the folder and the lease
+    (another `clicktune retrain`) serves no requests, and the operator should hear "locked", not
+    "nothing serves"."""
     from clicktune.scheduler.lock import lock_name
 
     if command not in LEASED_COMMANDS:
         return None
     alias = settings.collection_alias
+    deadline = time.monotonic() + wait
     feedback = ClickLog.from_settings(settings)
     try:
-        holder = feedback.lock_holder(lock_name(alias))
+        while (holder := feedback.lock_holder(lock_name(alias))) is None and time.monotonic() < deadline:
+            time.sleep(0.25)
     finally:
         feedback.close()
     if holder is None:

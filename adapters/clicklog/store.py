@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, create_engine, event, func, insert, select
+from sqlalchemy import Connection, case, create_engine, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -31,6 +30,7 @@ from clicktune.adapters.clicklog.records import (
 )
 from clicktune.adapters.clicklog.requests import RequestLog
 from clicktune.adapters.clicklog.schedules import ScheduleLog
+from clicktune.adapters.clicklog.sqlite import sqlite_engine
 from clicktune.adapters.errors import (
     ClickWindowExpiredError,
     ConfigurationError,
@@ -52,33 +52,6 @@ from clicktune.adapters.settings import ClicktuneSettings
 log = logging.getLogger(__name__)
 
 
-def _sqlite_engine(url: str, modes: FileModes) -> Engine:
-    parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
-        # SQLite would create the file with 0644 & ~umask; created here first, with the rule's mode
-        # (adapters/permissions.py), it is what SQLite opens, and its -wal and -shm files copy its mode.
-        path = Path(parsed.database).expanduser()
-        modes.make_folder(path.parent)
-        modes.create_file(path)
-    engine = create_engine(url, connect_args={"timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
 class ClickLog:
     """Everything the loop remembers between runs, in one database."""
 
@@ -92,7 +65,7 @@ class ClickLog:
         except Exception as exc:  # noqa: BLE001 - sqlalchemy raises several types for bad URLs
             raise ConfigurationError(f"feedback_url {url!r} is not a SQLAlchemy URL: {exc}") from exc
         self.url = url
-        self.engine = _sqlite_engine(url, modes) if backend == "sqlite" else create_engine(url, pool_pre_ping=True)
+        self.engine = sqlite_engine(url, modes) if backend == "sqlite" else create_engine(url, pool_pre_ping=True)
         self.dialect = self.engine.dialect.name
         self.click_window = click_window
         self.max_grade = max_grade
